@@ -1,0 +1,122 @@
+"""Bearer tokens shared by the eval server and the hub: one per worker, plus admin tokens.
+
+Tokens are random, shown once at creation, and stored only as SHA-256 hashes. Protects against a
+leaked database revealing usable tokens; does not protect against a token copied out of a sandbox
+(revoke it with ``revoke_token``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import Header, HTTPException
+from sqlalchemy import Boolean, DateTime, Engine, String, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+Role = Literal["worker", "admin"]
+TOKEN_PREFIX = "aar_"
+
+
+class AuthBase(DeclarativeBase):
+    pass
+
+
+class TokenRow(AuthBase):
+    __tablename__ = "auth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(128), index=True)
+    team: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a worker of a team, or an admin."""
+
+    worker_id: str
+    team: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """Create, verify and revoke tokens in a SQL database (verification results cached in memory)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        AuthBase.metadata.create_all(engine)
+        self._cache: dict[str, Principal | None] = {}
+        self._lock = threading.Lock()
+
+    def create(self, worker_id: str, team: str = "default", role: Role = "worker") -> str:
+        """Create a token and return it in clear text (the only time it is visible)."""
+        if not worker_id or len(worker_id) > 128 or not team or len(team) > 128:
+            raise ValueError("worker id and team must be 1-128 characters")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with Session(self.engine) as s, s.begin():
+            s.add(TokenRow(token_hash=hash_token(token), worker_id=worker_id, team=team, role=role,
+                           created_at=datetime.now(UTC), revoked=False))
+        return token
+
+    def revoke_worker(self, worker_id: str) -> int:
+        """Revoke every token of a worker; returns how many were revoked."""
+        with Session(self.engine) as s, s.begin():
+            n = s.execute(update(TokenRow).where(TokenRow.worker_id == worker_id).values(revoked=True)).rowcount
+        with self._lock:
+            self._cache.clear()
+        return int(n or 0)
+
+    def verify(self, token: str | None) -> Principal | None:
+        """The principal a token belongs to, or None when it is unknown or revoked."""
+        if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        h = hash_token(token)
+        with self._lock:
+            if h in self._cache:
+                return self._cache[h]
+        with Session(self.engine) as s:
+            row = s.scalar(select(TokenRow).where(TokenRow.token_hash == h))
+        principal = None
+        if row is not None and not row.revoked:
+            principal = Principal(row.worker_id, row.team, row.role)  # type: ignore[arg-type]
+        with self._lock:
+            if principal is not None:
+                self._cache[h] = principal
+        return principal
+
+    def dependency(self):  # type: ignore[no-untyped-def]
+        """A FastAPI dependency that yields the caller's ``Principal`` or answers 401."""
+
+        def principal(authorization: str | None = Header(default=None)) -> Principal:
+            token = None
+            if authorization and authorization.lower().startswith("bearer "):
+                token = authorization[7:].strip()
+            found = self.verify(token)
+            if found is None:
+                raise HTTPException(401, "missing or invalid bearer token",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            return found
+
+        return principal
+
+
+def require_admin(principal: Principal) -> Principal:
+    """Raise 403 unless the principal is an admin."""
+    if not principal.is_admin:
+        raise HTTPException(403, "admin token required")
+    return principal

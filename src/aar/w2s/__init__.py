@@ -1,0 +1,1 @@
+"""The weak-to-strong research environment: testbeds, model backends, methods, experiment runner."""
