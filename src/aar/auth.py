@@ -81,6 +81,11 @@ class TokenStore:
             self._cache.clear()
         return int(n or 0)
 
+    def clear_cache(self) -> None:
+        """Forget cached verifications, so revocations made by another process take effect here."""
+        with self._lock:
+            self._cache.clear()
+
     def verify(self, token: str | None) -> Principal | None:
         """The principal a token belongs to, or None when it is unknown or revoked."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:

@@ -108,6 +108,187 @@ def baselines(
         print_report(report, out)
 
 
+# ---------------------------------------------------------------- mcp (hub & MCP server: aar.hub, aar.mcp)
+
+
+@app.command("mcp")
+def mcp_serve(
+    workspace: Annotated[str | None, typer.Option(
+        envvar="AAR_WORKSPACE", help="The worker's workspace (default: current folder).")] = None,
+    hub_url: Annotated[str, typer.Option(envvar="AAR_HUB_URL", help="Hub base URL.")] = "http://127.0.0.1:8711",
+    eval_url: Annotated[str, typer.Option(envvar="AAR_EVAL_URL", help="Eval server base URL.")] = (
+        "http://127.0.0.1:8710"),
+    token_file: Annotated[str | None, typer.Option(
+        help="File holding the worker token (preferred: a --token flag shows in `ps`).")] = None,
+    token: Annotated[str | None, typer.Option(envvar="AAR_WORKER_TOKEN", show_default=False,
+                                              help="The worker's bearer token.")] = None,
+    sync: Annotated[bool, typer.Option(help="Keep <workspace>/findings in sync.")] = True,
+) -> None:
+    """Run one worker's MCP server over stdio (tools over the eval server and the hub)."""
+    from pathlib import Path
+
+    from aar.mcp import McpConfig, run_stdio
+
+    if token_file:
+        token = Path(token_file).read_text().strip()
+    if not token:
+        raise UserError("no worker token: pass --token-file or set AAR_WORKER_TOKEN")
+    ws = Path(workspace) if workspace else Path.cwd()
+    if not ws.is_dir():
+        raise UserError(f"workspace {ws} is not a directory")
+    run_stdio(McpConfig(token=token, hub_url=hub_url, eval_url=eval_url, workspace=ws, sync=sync))
+
+
+# ---------------------------------------------------------------- eval server: serve, token, audit, team
+
+token_app = typer.Typer(help="Create and revoke bearer tokens (shared by the eval server and the hub).",
+                        no_args_is_help=True)
+app.add_typer(token_app, name="token")
+audit_app = typer.Typer(help="The eval server's append-only audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+team_app = typer.Typer(help="Team operations.", no_args_is_help=True)
+app.add_typer(team_app, name="team")
+
+EvalConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML file of eval server options.")]
+
+
+def _eval_config(path: str | None) -> Any:
+    from pathlib import Path
+
+    from aar.evalserver.config import load_config
+
+    if path is not None and not Path(path).is_file():
+        raise UserError(f"config file {path} does not exist")
+    return load_config(Path(path) if path else None)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address of both services.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Eval server port.")] = 8710,
+    hub_port: Annotated[int, typer.Option(help="Hub port.")] = 8711,
+    config: EvalConfigOpt = None,
+    hub: Annotated[bool, typer.Option(help="Also run the hub (when aar.hub is importable).")] = True,
+) -> None:
+    """Run the eval server and the hub as two processes until interrupted (Ctrl-C)."""
+    from pathlib import Path
+
+    from aar.evalserver import launch
+
+    _eval_config(config)  # a bad file fails here, in one line
+    problem = launch.hub_problem() if hub else None
+    if problem:
+        console.print(f"[yellow]warning:[/yellow] hub not started: aar.hub.app is not importable ({problem})",
+                      highlight=False)
+    services = launch.plan(host, port, hub_port, Path(config) if config else None, hub and problem is None)
+
+    def ready(started: list[launch.Service]) -> None:
+        console.print("serving " + ", ".join(f"{s.name} at {s.url}" for s in started) + " (Ctrl-C stops)",
+                      highlight=False)
+
+    try:
+        code = launch.run(services, ready)
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@token_app.command("create")
+def token_create(
+    worker: Annotated[str, typer.Argument(help="Worker id (or an admin's name).")],
+    team: Annotated[str, typer.Option(help="Team of the worker.")] = "default",
+    admin: Annotated[bool, typer.Option("--admin",
+                                        help="An admin token (audit, finalize, team config).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a token and print it (the only time it is shown; it is stored hashed)."""
+    from aar.config import get_settings
+    from aar.evalserver.admin import create_token
+
+    info = create_token(get_settings(), worker, team, admin)
+    if as_json:
+        emit_json(info)
+    else:
+        sys.stdout.write(info.token + "\n")
+
+
+@token_app.command("revoke")
+def token_revoke(worker: Annotated[str, typer.Argument(help="Worker id.")],
+                 as_json: JsonFlag = False) -> None:
+    """Revoke every token of a worker."""
+    from aar.config import get_settings
+    from aar.evalserver.admin import revoke_tokens
+
+    n = revoke_tokens(get_settings(), worker)
+    if as_json:
+        emit_json({"worker_id": worker, "revoked": n})
+    else:
+        out.print(f"revoked {n} token(s) of {worker}")
+
+
+@audit_app.command("export")
+def audit_export(
+    out_path: Annotated[str | None, typer.Option("--out", "-o", help="JSONL file (default: stdout).")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team's records.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the audit log as JSONL (header, configs, submissions, finalisations, summary)."""
+    from pathlib import Path
+
+    from aar.config import get_settings
+    from aar.evalserver.admin import export_audit_file
+
+    summary = export_audit_file(get_settings(), Path(out_path) if out_path else None, team)
+    if out_path is None:
+        return
+    if as_json:
+        emit_json(summary)
+    else:
+        chain = ("hash chain verified" if summary.chain_ok
+                 else f"HASH CHAIN BROKEN at seq {summary.chain_broken_at}")
+        out.print(f"{summary.submissions} submissions, {summary.team_configs} config changes, "
+                  f"{summary.finalizations} finalisations -> {out_path}; {chain}")
+    if not summary.chain_ok:
+        raise typer.Exit(1)
+
+
+@team_app.command("finalize")
+def team_finalize(
+    team: Annotated[str, typer.Argument(help="Team to finalise.")],
+    testbed: Annotated[str | None, typer.Option(help="Only this testbed.")] = None,
+    url: Annotated[str | None, typer.Option(
+        help="Ask the eval server at this URL instead of reading here.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="AAR_ADMIN_TOKEN", show_default=False,
+                                              help="Admin token (with --url).")] = None,
+    config: EvalConfigOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score each worker's best-public submission on the private split; show the public-private gap."""
+    from rich.table import Table
+
+    from aar.config import get_settings
+    from aar.evalserver.admin import finalize
+
+    report = finalize(get_settings(), team, _eval_config(config), testbed, url, token)
+    if as_json:
+        emit_json(report)
+        return
+    table = Table("worker", "testbed", "subs", "public acc", "private acc", "gap", "private PGR", "flags",
+                  title=f"team {team}: private split (selected = best true public score)")
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for e in report.workers:
+        flags = ", ".join(f"{k} x{v}" for k, v in sorted(e.flags.items()))
+        table.add_row(e.worker_id, e.testbed, str(e.submissions), fmt(e.public.acc.combined),
+                      fmt(e.private.acc.combined), fmt(e.gap.combined), fmt(e.private.pgr.combined), flags)
+    out.print(table)
+    for e in report.team_best:
+        out.print(f"team best on {e.testbed}: {e.worker_id} private acc {fmt(e.private.acc.combined)} "
+                  f"PGR {fmt(e.private.pgr.combined)}")
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
     from aar.w2s.testbeds.base import TestbedError

@@ -1,0 +1,123 @@
+"""Hacking detectors over a team's recent prediction vectors (label-free: they never look at labels).
+
+- **label probing**: a submission that changes only a few items (default <= 10) of an earlier one of the
+  team while leaving most items bit-identical, or whose edits concentrate on the earlier submission's
+  least-confident items;
+- **seed cherry-picking**: many near-identical reruns (high hard-label agreement, most probabilities
+  changed) from one worker;
+- **boosting**: prediction vectors indistinguishable from random (agreement with the weak baseline's
+  labels within ``z`` standard errors of one half), or many random edits of earlier submissions.
+
+Flags are recorded in the audit log, returned with the submission and counted on the leaderboard; they
+never block. They catch the published attack patterns, not every conceivable one: a patient attacker
+who retrains between probes looks like an honest worker and is left to the release mechanism.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from aar.evalserver.config import DetectorConfig
+from aar.evalserver.models import Flag
+
+
+@dataclass
+class Entry:
+    """What the detectors remember of one earlier submission besides its vector."""
+
+    id: str
+    worker_id: str
+    random_edit: bool = False
+
+
+class History:
+    """The last ``window`` prediction vectors of a team on one testbed (a ring buffer)."""
+
+    def __init__(self, n: int, window: int) -> None:
+        self.window = window
+        self.probs = np.zeros((window, n), dtype=np.float64)
+        self.cls = np.zeros((window, n), dtype=np.int8)
+        self.entries: list[Entry | None] = [None] * window
+        self.count = 0
+        self.head = 0
+
+    def add(self, entry: Entry, probs: np.ndarray) -> None:
+        self.probs[self.head] = probs
+        self.cls[self.head] = hard_class(probs)
+        self.entries[self.head] = entry
+        self.head = (self.head + 1) % self.window
+        self.count = min(self.count + 1, self.window)
+
+
+def hard_class(probs: np.ndarray) -> np.ndarray:
+    """-1 (label 0), 0 (exactly 0.5: half credit) or +1 (label 1) per item."""
+    return np.sign(probs - 0.5).astype(np.int8)
+
+
+def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig,
+           weak_hard: np.ndarray | None) -> tuple[list[Flag], dict[str, Any]]:
+    """Flags for a new submission of ``worker_id`` against the team's history, and what was measured."""
+    n = len(probs)
+    cls = hard_class(probs)
+    flags: list[Flag] = []
+    info: dict[str, Any] = {"random_edit": False, "near_random": False}
+
+    if weak_hard is not None:
+        agree = float(np.mean(cls == weak_hard))
+        if abs(agree - 0.5) <= cfg.boosting_z * 0.5 / math.sqrt(n):
+            info["near_random"] = True
+            flags.append(Flag(kind="boosting", scope="worker",
+                              detail="hard labels are indistinguishable from a random vector "
+                                     "(they agree with the weak baseline on about half the items)"))
+    k = hist.count
+    if k == 0:
+        return flags, info
+    entries = [e for e in hist.entries[:k] if e is not None]
+    changed = (hist.cls[:k] != cls).sum(axis=1)
+    own = np.array([e.worker_id == worker_id for e in entries])
+    j = int(np.lexsort((~own, changed))[0])  # fewest changed items; own submissions first on ties
+    base, n_changed = entries[j], int(changed[j])
+    moved = np.abs(hist.probs[j] - probs) > 1e-12
+    touched = int(moved.sum())
+    is_edit = 0 < touched <= cfg.edit_max_fraction * n
+    scope: Literal["worker", "team"] = "worker" if base.worker_id == worker_id else "team"
+    against = base.id if scope == "worker" else None
+    who = "your earlier submission" if scope == "worker" else "a teammate's earlier submission"
+    info.update(nearest=base.id, changed=n_changed, touched=touched)
+
+    if is_edit and 1 <= n_changed <= cfg.probe_max_items:
+        flags.append(Flag(kind="label_probing", scope=scope, against=against,
+                          detail=f"changes the predicted label of only {n_changed} item(s) of {who}"))
+    elif is_edit and n_changed > cfg.probe_max_items:
+        conf = np.abs(hist.probs[j] - 0.5)
+        least = np.argpartition(conf, n_changed - 1)[:n_changed] if n_changed < n else np.arange(n)
+        flipped = hist.cls[j] != cls
+        overlap = float(flipped[least].sum()) / n_changed
+        if overlap >= cfg.least_confident_overlap:
+            flags.append(Flag(kind="label_probing", scope=scope, against=against,
+                              detail=f"edits {n_changed} items of {who}, concentrated on its "
+                                     "least-confident items"))
+        else:
+            info["random_edit"] = True
+            info["edit_of"] = base.id
+            edits = 1 + sum(1 for e in entries if e.worker_id == worker_id and e.random_edit)
+            if edits >= cfg.boosting_edit_count:
+                flags.append(Flag(kind="boosting", scope="worker",
+                                  detail=f"{edits} submissions of this worker are scattered edits of "
+                                         "earlier vectors (the boosting attack pattern)"))
+
+    near = own & (changed <= (1 - cfg.rerun_agreement) * n)
+    reruns = 0
+    for i in np.flatnonzero(near):
+        if int((np.abs(hist.probs[i] - probs) > 1e-12).sum()) > cfg.edit_max_fraction * n:
+            reruns += 1
+    info["reruns"] = reruns
+    if reruns + 1 >= cfg.rerun_count:
+        flags.append(Flag(kind="seed_cherry_picking", scope="worker",
+                          detail=f"{reruns + 1} near-identical prediction vectors (>= "
+                                 f"{cfg.rerun_agreement:.0%} label agreement) from this worker"))
+    return flags, info

@@ -1,0 +1,186 @@
+"""The eval server's view of one testbed's test labels: ids, labels, public / private parts, baselines.
+
+Only this module reads the label side (``AAR_HOME/labels/<testbed>/``). The public / private division
+of each test split is made once (seeded, stratified by split, difficulty and label) and stored beside
+the labels in ``eval_split.json``, so every later process scores against the same parts. Which items
+are public is never revealed: a worker submits predictions for every test item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aar.config import Settings
+from aar.w2s.results import BaselinePredictions, load_baselines
+from aar.w2s.scoring import correctness
+from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError, labels_dir, read_label_rows
+
+log = logging.getLogger("aar.evalserver")
+
+TESTBED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PARTS: tuple[str, ...] = ("id", "ood", "combined")
+SPLIT_FILE = "eval_split.json"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Weak (W) and ceiling (S) accuracy on one part: mean over seeds and SE over seeds."""
+
+    weak: float
+    weak_se: float
+    ceiling: float
+    ceiling_se: float
+
+
+@dataclass
+class TestbedLabels:
+    """Labels of the test items of one testbed, in a fixed canonical order (``test_id`` then ``test_ood``)."""
+
+    name: str
+    ids: list[str]
+    index: dict[str, int]
+    labels: np.ndarray
+    is_ood: np.ndarray
+    public: np.ndarray
+    parts: dict[tuple[str, str], np.ndarray]
+    refs: dict[tuple[str, str], Reference] = field(default_factory=dict)
+    weak_correct: np.ndarray | None = None
+    ceiling_correct: np.ndarray | None = None
+    weak_hard: np.ndarray | None = None
+    baseline_problem: str | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_public(self) -> int:
+        return int(self.public.sum())
+
+    def part(self, visibility: str, part: str) -> np.ndarray:
+        """Indices of the items of ``part`` (id | ood | combined) in ``visibility`` (public | private)."""
+        return self.parts[(visibility, part)]
+
+
+def check_testbed_name(name: object) -> str:
+    """Return ``name`` if it is a safe testbed name, else raise ``TestbedError``."""
+    if not isinstance(name, str) or not TESTBED_NAME.match(name):
+        raise TestbedError("testbed must be a name of 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def _ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def divide(rows: list[dict], split_of: list[str], fraction: float, seed: int, name: str) -> set[str]:
+    """Choose the public ids: in each (split, difficulty, label) stratum, a seeded ``fraction`` of items."""
+    strata: dict[tuple[str, str, int], list[str]] = {}
+    for row, split in zip(rows, split_of, strict=True):
+        key = (split, str(row.get("difficulty", "all")), int(row["label"]))
+        strata.setdefault(key, []).append(str(row["id"]))
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    public: set[str] = set()
+    for key in sorted(strata):
+        ids = sorted(strata[key])
+        order = rng.permutation(len(ids))
+        k = int(np.floor(fraction * len(ids) + rng.random()))  # unbiased rounding of small strata
+        public.update(ids[i] for i in order[:k])
+    return public
+
+
+def _load_or_divide(name: str, rows: list[dict], split_of: list[str], fraction: float, seed: int,
+                    settings: Settings) -> set[str]:
+    path = labels_dir(name, settings) / SPLIT_FILE
+    ids = [str(r["id"]) for r in rows]
+    digest = _ids_hash(sorted(ids))
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("ids_hash") == digest:
+            if stored.get("fraction") != fraction or stored.get("seed") != seed:
+                log.warning("testbed %s keeps its existing public/private division (fraction %s, seed %s)",
+                            name, stored.get("fraction"), stored.get("seed"))
+            return set(stored["public"])
+        log.warning("testbed %s: test items changed since the public/private division; dividing anew", name)
+    public = divide(rows, split_of, fraction, seed, name)
+    record = {"schema_version": 1, "testbed": name, "fraction": fraction, "seed": seed, "ids_hash": digest,
+              "public": sorted(public)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+    return public
+
+
+def load_labels(name: str, settings: Settings, fraction: float = 0.5, seed: int = 0) -> TestbedLabels:
+    """Load a testbed's test labels, its public / private division and its stored baselines."""
+    check_testbed_name(name)
+    if not labels_dir(name, settings).is_dir():
+        raise TestbedError(f"unknown testbed {name!r}")
+    rows: list[dict] = []
+    split_of: list[str] = []
+    for split in TEST_SPLITS:
+        part_rows = read_label_rows(name, split, settings)
+        rows.extend(part_rows)
+        split_of.extend([split] * len(part_rows))
+    ids = [str(r["id"]) for r in rows]
+    index = {i: k for k, i in enumerate(ids)}
+    if len(index) != len(ids):
+        raise TestbedError(f"testbed {name!r}: duplicate test item ids in the label store")
+    labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
+    if not np.isin(labels, (0, 1)).all():
+        raise TestbedError(f"testbed {name!r}: labels must be 0 or 1")
+    is_ood = np.array([s == "test_ood" for s in split_of])
+    public_ids = _load_or_divide(name, rows, split_of, fraction, seed, settings)
+    public = np.array([i in public_ids for i in ids])
+    parts: dict[tuple[str, str], np.ndarray] = {}
+    for vis, mask in (("public", public), ("private", ~public)):
+        parts[(vis, "id")] = np.flatnonzero(mask & ~is_ood)
+        parts[(vis, "ood")] = np.flatnonzero(mask & is_ood)
+        parts[(vis, "combined")] = np.flatnonzero(mask)
+    for key, idx in parts.items():
+        if len(idx) == 0:
+            raise TestbedError(f"testbed {name!r}: too few test items for a {key[0]} {key[1]} part")
+    tl = TestbedLabels(name, ids, index, labels, is_ood, public, parts)
+    _attach_baselines(tl, settings)
+    return tl
+
+
+def _attach_baselines(tl: TestbedLabels, settings: Settings) -> None:
+    """Compute W and S on every part from the stored per-seed baseline predictions."""
+    try:
+        _, preds = load_baselines(tl.name, settings)
+    except TestbedError as exc:
+        tl.baseline_problem = str(exc)
+        return
+    if not preds.weak or not preds.ceiling:
+        tl.baseline_problem = "stored baselines hold no predictions"
+        return
+    for which in ("weak", "ceiling"):
+        for seed_preds in getattr(preds, which):
+            if any(i not in seed_preds for i in tl.ids):
+                tl.baseline_problem = f"stored {which} baseline predictions do not cover the test items"
+                return
+    _set_refs(tl, preds)
+
+
+def _set_refs(tl: TestbedLabels, preds: BaselinePredictions) -> None:
+    for (vis, part), idx in tl.parts.items():
+        subset = {tl.ids[i]: int(tl.labels[i]) for i in idx}
+        w, w_se = preds.reference_accuracy("weak", subset)
+        s, s_se = preds.reference_accuracy("ceiling", subset)
+        tl.refs[(vis, part)] = Reference(w, w_se, s, s_se)
+
+    def seed_matrix(which: str) -> np.ndarray:
+        return np.array([[p[i] for i in tl.ids] for p in getattr(preds, which)], dtype=np.float64)
+
+    weak, ceiling = seed_matrix("weak"), seed_matrix("ceiling")
+    tl.weak_correct = np.mean([correctness(row, tl.labels) for row in weak], axis=0)
+    tl.ceiling_correct = np.mean([correctness(row, tl.labels) for row in ceiling], axis=0)
+    tl.weak_hard = np.sign(weak.mean(axis=0) - 0.5).astype(np.int8)

@@ -1,0 +1,74 @@
+"""Scores of one prediction vector on one side (public or private) of a testbed's test items.
+
+Accuracy and PGR come from ``aar.w2s.scoring`` (the project's one definition); W and S are the stored
+baselines recomputed on exactly the items scored. Nothing here decides what is released: see
+``guard`` for that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from aar.evalserver.labels import PARTS, TestbedLabels
+from aar.evalserver.models import PartValues, Scores
+from aar.evalserver.models import Reference as ReferenceModel
+from aar.w2s.scoring import accuracy, bootstrap_se, correctness, pgr
+
+NO_GAP = "the ceiling S does not beat the weak model W on these items, so PGR is undefined"
+
+
+def item_correctness(tl: TestbedLabels, probs: np.ndarray) -> np.ndarray:
+    """Per-item correctness (internal only: never returned by any route)."""
+    return correctness(probs, tl.labels)
+
+
+def pgr_values(tl: TestbedLabels, acc: PartValues, visibility: str) -> tuple[PartValues, dict[str, str]]:
+    """PGR of the given accuracies against W and S on ``visibility``; a reason for each undefined one."""
+    out: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    for part in PARTS:
+        a = getattr(acc, part)
+        ref = tl.refs.get((visibility, part))
+        if ref is None:
+            out[part] = None
+            reasons[part] = f"no usable baselines: {tl.baseline_problem or 'not computed'}"
+            continue
+        value = pgr(a, ref.weak, ref.ceiling) if a is not None else None
+        out[part] = None if value is None else round(value, 4)
+        if value is None:
+            reasons[part] = NO_GAP
+    return PartValues(**out), reasons
+
+
+def score(tl: TestbedLabels, probs: np.ndarray, visibility: str, *, with_se: bool = False,
+          correct: np.ndarray | None = None) -> Scores:
+    """Accuracy and PGR on ID, OOD and combined items of ``visibility`` (public | private).
+
+    ``with_se`` adds bootstrap SEs (items resampled jointly with the baselines' per-item correctness).
+    """
+    acc = PartValues(**{p: accuracy(probs[tl.part(visibility, p)], tl.labels[tl.part(visibility, p)])
+                        for p in PARTS})
+    pgrs, reasons = pgr_values(tl, acc, visibility)
+    scores = Scores(acc=acc, pgr=pgrs, pgr_reason=reasons)
+    if with_se and tl.weak_correct is not None and tl.ceiling_correct is not None:
+        c = correct if correct is not None else item_correctness(tl, probs)
+        acc_se: dict[str, float | None] = {}
+        pgr_se: dict[str, float | None] = {}
+        for p in PARTS:
+            idx = tl.part(visibility, p)
+            a_se, g_se = bootstrap_se(c[idx], tl.weak_correct[idx], tl.ceiling_correct[idx])
+            acc_se[p] = round(a_se, 4)
+            pgr_se[p] = round(g_se, 4) if math.isfinite(g_se) else None
+        scores.acc_se, scores.pgr_se = PartValues(**acc_se), PartValues(**pgr_se)
+    return scores
+
+
+def references(tl: TestbedLabels, visibility: str) -> dict[str, ReferenceModel] | None:
+    """W and S (mean and SE over seeds) on each part of ``visibility``, rounded for release."""
+    if not tl.refs:
+        return None
+    return {p: ReferenceModel(weak=round(r.weak, 4), weak_se=round(r.weak_se, 4), ceiling=round(r.ceiling, 4),
+                              ceiling_se=round(r.ceiling_se, 4))
+            for p in PARTS if (r := tl.refs.get((visibility, p))) is not None}

@@ -1,0 +1,267 @@
+"""The eval server's core: validate, score, guard, detect, persist, answer (no HTTP in here).
+
+All in-memory state (mechanism states, budgets, detector history, the hash chain's head) is a cache of
+the audit log: it is loaded lazily from the log and changed only on the event loop, in submission
+order, before the row is queued for a group commit. A submission is answered only after its commit.
+If a commit fails, the caches are dropped and reloaded from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from aar.auth import Principal
+from aar.config import Settings
+from aar.db import make_engine
+from aar.evalserver.budget import Budgets
+from aar.evalserver.config import EvalServerConfig, TeamConfig
+from aar.evalserver.detectors import Entry, History, detect
+from aar.evalserver.guard import EXACT_WARNING, ScopeState, mechanism_for
+from aar.evalserver.labels import TestbedLabels, load_labels
+from aar.evalserver.models import Flag, Released, SubmissionList, SubmissionOut, TestbedInfo
+from aar.evalserver.scoring import item_correctness, references, score
+from aar.evalserver.store import StaleState, Store, Writer, dumps, row_hash
+from aar.evalserver.validate import Invalid, parse_submission, predictions_vector
+from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError
+
+log = logging.getLogger("aar.evalserver")
+
+
+class Forbidden(Exception):
+    """Answered 403."""
+
+
+class NotFound(Exception):
+    """Answered 404."""
+
+
+class Unavailable(Exception):
+    """Answered 503: the submission was not recorded."""
+
+
+def pred_hash(testbed: str, probs: np.ndarray) -> str:
+    """sha256 over the testbed name and the float64 probabilities in canonical item order."""
+    return hashlib.sha256(testbed.encode() + b"\0" + np.ascontiguousarray(probs, "<f8").tobytes()).hexdigest()
+
+
+def own_or_admin(principal: Principal, team: str, worker: str | None = None) -> None:
+    """Raise ``Forbidden`` unless the principal is an admin or (of ``team`` and, if given, is ``worker``)."""
+    if principal.is_admin:
+        return
+    if principal.team != team or (worker is not None and principal.worker_id != worker):
+        raise Forbidden("a worker may read its own data only")
+
+
+class EvalService:
+    """Scores submissions for many teams; one instance per server process."""
+
+    def __init__(self, settings: Settings, config: EvalServerConfig, store: Store | None = None) -> None:
+        self.settings, self.config = settings, config
+        self.store = store or Store(make_engine(settings.sqlite_url("evalserver")))
+        self.gen = 0
+        self.writer = Writer(self.store.engine, config.commit_batch, on_failure=self._on_commit_failure)
+        self.budgets = Budgets(self.store.worker_usage, self.store.team_total)
+        self.rng = np.random.default_rng()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._labels: dict[str, TestbedLabels] = {}
+        self._labels_lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._team_cfg: dict[str, TeamConfig] = {}
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
+        self._states: dict[tuple[str, ...], ScopeState] = {}
+        self._history: dict[tuple[str, str], History] = {}
+        self.budgets.forget()
+        self._prev_hash = self.store.last_hash()
+
+    def _on_commit_failure(self, failed_gen: int) -> None:  # writer thread
+        log.error("a commit of the audit log failed; reloading state from the log")
+
+        def invalidate() -> None:
+            self.gen = max(self.gen, failed_gen) + 1
+            self._reset_caches()
+
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(invalidate)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    # ------------------------------------------------------------------ testbeds and teams
+    def labels(self, name: str) -> TestbedLabels:
+        """A testbed's labels (loaded once per process); ``Invalid`` 422 when unknown."""
+        found = self._labels.get(name)
+        if found is not None:
+            return found
+        with self._labels_lock:  # leaderboards and finalisation load labels from worker threads
+            if name not in self._labels:
+                try:
+                    self._labels[name] = load_labels(name, self.settings, self.config.public_fraction,
+                                                     self.config.split_seed)
+                except TestbedError as exc:
+                    raise Invalid(422, str(exc)) from None
+            return self._labels[name]
+
+    def testbeds(self, principal: Principal) -> list[TestbedInfo]:
+        root = self.settings.labels_dir
+        out = []
+        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        for name in names:
+            if all((root / name / f"{s}.jsonl").exists() for s in TEST_SPLITS):
+                try:
+                    tl = self.labels(name)
+                except Invalid:
+                    continue
+                mechanism = self.team_config(principal.team).mechanism
+                out.append(TestbedInfo(name=name, n_items=tl.n, mechanism=mechanism, baselines=bool(tl.refs)))
+        return out
+
+    def team_config(self, team: str) -> TeamConfig:
+        if team not in self._team_cfg:
+            stored = self.store.team_config(team)
+            self._team_cfg[team] = TeamConfig.model_validate(stored) if stored else self.config.team_defaults
+        return self._team_cfg[team]
+
+    def set_team_config(self, team: str, cfg: TeamConfig, by: Principal) -> TeamConfig:
+        """Append a team's new configuration to the log and use it from the next submission on."""
+        self.store.append_team_config(team, cfg.model_dump(mode="json"), by.worker_id, time.time())
+        self._team_cfg[team] = cfg
+        if cfg.mechanism == "exact":
+            log.warning("team %s now uses exact release: %s", team, EXACT_WARNING)
+        return cfg
+
+    # ------------------------------------------------------------------ state caches
+    def _state(self, key: tuple[str, ...], tl: TestbedLabels) -> ScopeState:
+        if key in self._states:
+            return self._states[key]
+        kind, team, testbed, mech = key[0], key[1], key[2], key[3]
+        worker = key[4] if kind == "worker" else None
+        st = ScopeState.from_json(self.store.scope_state(team, testbed, mech, worker))
+        if mech == "ladder" and st.best_id is not None:
+            raw = self.store.predictions(st.best_id)
+            probs = None if raw is None else np.frombuffer(raw, dtype="<f8")
+            if probs is None or len(probs) != tl.n:
+                st = ScopeState()  # the testbed changed since: start a fresh ladder
+            else:
+                st.loss = 1.0 - item_correctness(tl, probs)[tl.part("public", "combined")]
+        self._states[key] = st
+        return st
+
+    def _history_for(self, team: str, tl: TestbedLabels, window: int) -> History:
+        key = (team, tl.name)
+        hist = self._history.get(key)
+        if hist is None or hist.window != window:
+            hist = History(tl.n, window)
+            for row in self.store.recent(team, tl.name, window):
+                probs = np.frombuffer(row.predictions, dtype="<f8")
+                if len(probs) == tl.n:
+                    info = json.loads(row.detect)
+                    hist.add(Entry(row.id, row.worker_id, bool(info.get("random_edit"))), probs)
+            self._history[key] = hist
+        return hist
+
+    # ------------------------------------------------------------------ submit
+    async def submit(self, principal: Principal, body: bytes, content_type: str | None) -> SubmissionOut:
+        """Validate, score, release and durably record one submission; raises on refusal."""
+        sub = parse_submission(body, content_type)
+        tl = self.labels(sub.testbed)
+        probs = predictions_vector(sub, tl)
+        cfg = self.team_config(principal.team)
+        now = time.time()
+        budget = self.budgets.check(principal.team, principal.worker_id, cfg, now)
+        out, row = self._process(principal, sub.testbed, probs, tl, cfg, now,
+                                 {"seed": sub.seed, "note": sub.note, "snapshot_id": sub.snapshot_id})
+        out.budget = budget
+        fut = self.writer.put(row, self.gen)
+        try:
+            await asyncio.wrap_future(fut)
+        except StaleState as exc:
+            raise Unavailable(str(exc)) from None
+        except Exception as exc:
+            log.exception("could not persist submission %s", row["id"])
+            raise Unavailable("the audit log could not be written; the submission was not recorded") from exc
+        return out
+
+    def _process(self, principal: Principal, testbed: str, probs: np.ndarray, tl: TestbedLabels,
+                 cfg: TeamConfig, now: float, extra: dict[str, Any]) -> tuple[SubmissionOut, dict[str, Any]]:
+        team, worker = principal.team, principal.worker_id
+        sub_id = "sub_" + secrets.token_hex(12)
+        correct = item_correctness(tl, probs)
+        loss = 1.0 - correct[tl.part("public", "combined")]
+        true_public = score(tl, probs, "public")
+        mech = mechanism_for(cfg)
+        wkey = ("worker", team, testbed, mech.name, worker)
+        tkey = ("team", team, testbed, mech.name)
+        released, new_w = mech.release(self._state(wkey, tl), tl, true_public.acc, loss, sub_id, self.rng)
+        team_rel, new_t = mech.release(self._state(tkey, tl), tl, true_public.acc, loss, sub_id, self.rng)
+        team_rel.from_submission = None  # a worker sees its own submissions only
+        hist = self._history_for(team, tl, cfg.detectors.window)
+        flags, info = detect(hist, probs, worker, cfg.detectors, tl.weak_hard)
+        warning = None
+        if mech.name == "exact":
+            warning = EXACT_WARNING
+            if team not in self._warned:  # once per team and process; every response also carries it
+                self._warned.add(team)
+                log.warning("team %s: %s", team, EXACT_WARNING)
+        row: dict[str, Any] = {
+            "id": sub_id, "created_at": now, "team": team, "worker_id": worker, "testbed": testbed,
+            "mechanism": mech.name, "pred_hash": pred_hash(testbed, probs), "n_items": tl.n, **extra,
+            "public_acc": float(true_public.acc.combined or 0.0),
+            "true_public": dumps(true_public.model_dump(mode="json")),
+            "released": dumps(released.model_dump(mode="json")),
+            "team_released": dumps(team_rel.model_dump(mode="json")),
+            "flags": dumps([f.model_dump(mode="json") for f in flags]), "detect": dumps(info),
+            "state": dumps({"worker": new_w.to_json(), "team": new_t.to_json()}),
+            "prev_hash": self._prev_hash,
+        }
+        row["row_hash"] = row_hash(row)
+        row["predictions"] = np.ascontiguousarray(probs, "<f8").tobytes()
+        self._states[wkey], self._states[tkey] = new_w, new_t
+        hist.add(Entry(sub_id, worker, bool(info.get("random_edit"))), probs)
+        self.budgets.record(team, worker, now)
+        self._prev_hash = row["row_hash"]
+        out = SubmissionOut(id=sub_id, created_at=datetime.fromtimestamp(now, UTC), team=team,
+                            worker_id=worker, testbed=testbed, mechanism=mech.name,
+                            pred_hash=row["pred_hash"], **extra, released=released, team_best=team_rel,
+                            baselines=references(tl, "public"),
+                            flags=flags, warning=warning)
+        return out, row
+
+    # ------------------------------------------------------------------ reading back
+    def submission_out(self, row: Any) -> SubmissionOut:
+        return SubmissionOut(
+            id=row.id, seq=row.seq, created_at=datetime.fromtimestamp(row.created_at, UTC), team=row.team,
+            worker_id=row.worker_id, testbed=row.testbed, mechanism=row.mechanism, pred_hash=row.pred_hash,
+            seed=row.seed, note=row.note, snapshot_id=row.snapshot_id,
+            released=Released.model_validate_json(row.released),
+            team_best=Released.model_validate_json(row.team_released),
+            flags=[Flag.model_validate(f) for f in json.loads(row.flags)],
+            warning=EXACT_WARNING if row.mechanism == "exact" else None)
+
+    def get_submission(self, principal: Principal, sub_id: str) -> SubmissionOut:
+        row = self.store.get(sub_id)
+        if row is None:
+            raise NotFound(f"no submission {sub_id!r}")
+        own_or_admin(principal, row.team, row.worker_id)
+        return self.submission_out(row)
+
+    def list_submissions(self, principal: Principal, worker: str | None, testbed: str | None, after: int,
+                         limit: int) -> SubmissionList:
+        worker = worker or (None if principal.is_admin else principal.worker_id)
+        team = None if principal.is_admin else principal.team
+        if worker is not None:
+            own_or_admin(principal, principal.team, worker)
+        rows = self.store.list(team=team, worker=worker, testbed=testbed, after=after, limit=limit)
+        nxt = rows[-1].seq if len(rows) == limit else None
+        return SubmissionList(submissions=[self.submission_out(r) for r in rows], next_after=nxt)

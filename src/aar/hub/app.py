@@ -1,0 +1,149 @@
+"""The hub's HTTP API: ``create_app(settings)`` builds the app that ``aar serve`` runs (127.0.0.1:8711).
+
+Every route but ``/healthz`` needs a bearer token from the token store shared with the eval server.
+A worker sees and writes its own team's state; an admin token sees every team. Routes:
+
+- ``POST /v1/findings`` · ``GET /v1/findings`` (change feed, long-poll with ``wait``) ·
+  ``GET /v1/findings/search`` · ``GET /v1/findings/{id}`` · ``POST /v1/findings/{id}/comments`` ·
+  ``POST /v1/findings/{id}/votes``
+- ``POST /v1/snapshots`` (raw gzipped tar body) · ``GET /v1/snapshots`` · ``GET /v1/snapshots/{id}`` ·
+  ``GET /v1/snapshots/{id}/download``
+- ``POST /v1/workers/register`` · ``POST /v1/workers/heartbeat`` · ``GET /v1/workers`` ·
+  ``POST /v1/events`` · ``GET /v1/events`` · ``GET /v1/whoami``
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aar.auth import TokenStore
+from aar.config import Settings, get_settings
+from aar.db import make_engine
+from aar.hub.blobs import BlobStore
+from aar.hub.evalclient import EvalClient, EvalError
+from aar.hub.routes import HubContext, findings_router, ops_router, snapshots_router
+from aar.hub.snapshots import SnapshotError, SnapshotLimits
+from aar.hub.store import HubStore, Invalid, NotFound
+
+
+class HubConfig(BaseSettings):
+    """Hub service options (environment ``AAR_HUB_*``; the eval URL also from ``AAR_EVAL_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AAR_HUB_", extra="ignore")
+
+    eval_url: str = Field(default="http://127.0.0.1:8710",
+                          validation_alias=AliasChoices("eval_url", "AAR_HUB_EVAL_URL", "AAR_EVAL_URL"))
+    snapshot_url: str | None = Field(default=None, description="fsspec URL; AAR_HOME/snapshots when unset.")
+    max_upload_bytes: int = 64 * 2**20
+    max_unpacked_bytes: int = 256 * 2**20
+    max_file_bytes: int = 32 * 2**20
+    max_members: int = 20_000
+    max_json_bytes: int = 2 * 2**20
+    heartbeat_timeout_s: float = 120.0
+    token_cache_s: float = Field(default=30.0, gt=0, description="Cached token checks are dropped this "
+                                 "often, so revocations by another process apply.")
+
+    def limits(self) -> SnapshotLimits:
+        return SnapshotLimits(self.max_upload_bytes, self.max_unpacked_bytes, self.max_file_bytes,
+                              self.max_members)
+
+
+class Notifier:
+    """Wakes long-polling readers when a write commits (called from worker threads)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._event = loop, asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        if self._event is None:
+            self.bind(asyncio.get_running_loop())
+        assert self._event is not None
+        return self._event
+
+    def _fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._fire)
+
+
+def create_app(settings: Settings | None = None, config: HubConfig | None = None,
+               eval_client: EvalClient | None = None) -> FastAPI:
+    """Build the hub app over ``settings`` (AAR_HOME / DATABASE_URL) and ``config`` (hub options)."""
+    settings = settings or get_settings()
+    config = config or HubConfig()
+    notifier = Notifier()
+    tokens = TokenStore(make_engine(settings.sqlite_url("auth")))
+    store = HubStore(make_engine(settings.sqlite_url("hub")), on_change=notifier.notify,
+                     heartbeat_timeout_s=config.heartbeat_timeout_s)
+    blobs = BlobStore(config.snapshot_url or Path(settings.home).resolve() / "snapshots")
+    evals = eval_client or EvalClient(config.eval_url)
+    ctx = HubContext(store=store, blobs=blobs, evals=evals, tokens=tokens, limits=config.limits(),
+                     notifier=notifier)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        notifier.bind(asyncio.get_running_loop())
+
+        async def refresh_tokens() -> None:
+            while True:
+                await asyncio.sleep(config.token_cache_s)
+                tokens.clear_cache()
+
+        refresher = asyncio.create_task(refresh_tokens())
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            if eval_client is None:
+                evals.close()
+
+    app = FastAPI(title="aar hub", version="1", lifespan=lifespan, max_body_size=config.max_json_bytes)
+    app.state.ctx = ctx
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
+
+    @app.exception_handler(Invalid)
+    async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(SnapshotError)
+    async def _bad_snapshot(_: Request, exc: SnapshotError) -> JSONResponse:
+        return JSONResponse({"detail": f"snapshot rejected: {exc}"}, status_code=400)
+
+    @app.exception_handler(EvalError)
+    async def _eval_down(_: Request, exc: EvalError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=502)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness only (no data, no auth), for ``aar serve`` and load balancers."""
+        return {"status": "ok"}
+
+    app.include_router(findings_router(ctx))
+    app.include_router(snapshots_router(ctx, config.max_upload_bytes))
+    app.include_router(ops_router(ctx))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    return app

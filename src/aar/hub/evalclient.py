@@ -1,0 +1,81 @@
+"""A small HTTP client of the eval server, used by the hub (to fetch released scores) and the MCP tools.
+
+The hub forwards the calling worker's own token, so the eval server's rule "a worker sees its own
+submissions only" also decides which submissions a worker may cite in a finding; the hub holds no
+eval-server credential of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+#: Fields of a submission record (``SubmissionOut``) that are released scores or provenance; a finding
+#: keeps these and nothing else (no budget, no team-best, no free-text note).
+KEEP_KEYS = ("id", "testbed", "mechanism", "seed", "created_at", "worker_id", "snapshot_id", "released",
+             "baselines", "flags")
+
+
+class EvalError(Exception):
+    """The eval server refused a request or could not be reached; ``status`` is its HTTP status (0: none)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:300] or resp.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        d = body["detail"]
+        return d if isinstance(d, str) else str(d)[:500]
+    return str(body)[:300]
+
+
+class EvalClient:
+    """Calls the eval server with a bearer token given per call (the hub serves many workers)."""
+
+    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None,
+                 timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, token: str, **kw: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
+        except httpx.HTTPError as exc:
+            raise EvalError(0, f"eval server at {self.base_url} unreachable: {exc}") from None
+        if resp.status_code >= 400:
+            raise EvalError(resp.status_code, f"eval server: {_detail(resp)}")
+        return resp.json()
+
+    def submit(self, token: str, testbed: str, predictions: dict[str, float], seed: int | None = None,
+               note: str | None = None, snapshot_id: str | None = None) -> dict[str, Any]:
+        """Submit predictions; returns the eval server's answer (submission id and released scores)."""
+        body: dict[str, Any] = {"testbed": testbed, "predictions": predictions}
+        for k, v in (("seed", seed), ("note", note), ("snapshot_id", snapshot_id)):
+            if v is not None:
+                body[k] = v
+        out = self._call("POST", "/v1/submissions", token, json=body)
+        return out if isinstance(out, dict) else {"result": out}
+
+    def get_submission(self, token: str, submission_id: str) -> dict[str, Any]:
+        """The token owner's submission ``submission_id`` (``EvalError`` 404 when not theirs)."""
+        out = self._call("GET", f"/v1/submissions/{submission_id}", token)
+        return out if isinstance(out, dict) else {"result": out}
+
+    def leaderboard(self, token: str, testbed: str | None = None) -> Any:
+        params = {"testbed": testbed} if testbed else None
+        return self._call("GET", "/v1/leaderboard", token, params=params)
+
+    def released_scores(self, token: str, submission_id: str) -> dict[str, Any]:
+        """The released scores of one submission, as the eval server states them (no predictions)."""
+        sub = self.get_submission(token, submission_id)
+        return {k: sub[k] for k in KEEP_KEYS if k in sub}

@@ -1,0 +1,64 @@
+"""Model backends: ``tfidf`` (weak, sklearn), ``encoder`` (MiniLM features + head, or fine-tuned),
+``causal_lm`` (transformers + LoRA). ``build_model`` turns a ``ModelSpec`` into a fresh model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from aar.w2s.models.base import FeatureModel, W2SModel
+from aar.w2s.models.head import HeadConfig
+from aar.w2s.testbeds.base import Format
+
+Backend = Literal["tfidf", "encoder", "encoder_finetune", "causal_lm"]
+
+
+class ModelSpec(BaseModel):
+    """A backend name plus its options, e.g. ``{"backend": "encoder", "options": {"layers": 1}}``."""
+
+    backend: Backend
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.backend}({opts})"
+
+
+_HEAD_KEYS = set(HeadConfig.__dataclass_fields__)
+
+
+def build_model(spec: ModelSpec, fmt: Format, cache_dir: Path | None = None) -> W2SModel:
+    """A new, untrained model for ``spec``. Unknown options raise ``ValueError`` naming them."""
+    opts = dict(spec.options)
+    head = HeadConfig(**{k: opts.pop(k) for k in list(opts) if k in _HEAD_KEYS})
+    if spec.backend == "encoder":
+        from aar.w2s.models.encoder import EncoderModel, EncoderSpec
+
+        enc = EncoderSpec(**{k: opts.pop(k) for k in list(opts) if k in EncoderSpec.__dataclass_fields__})
+        features = opts.pop("features", ("joint", "product", "cosine"))
+        _no_leftovers(spec, opts)
+        return EncoderModel(fmt, enc, features, head, cache_dir)
+    if spec.backend == "tfidf":
+        from aar.w2s.models.tfidf import TfidfModel
+
+        model: W2SModel = TfidfModel(fmt, **opts)
+        return model
+    if spec.backend == "encoder_finetune":
+        from aar.w2s.models.finetune import EncoderFinetuneModel
+
+        return EncoderFinetuneModel(fmt, **opts)
+    if spec.backend == "causal_lm":
+        from aar.w2s.models.causal_lm import CausalLMModel
+
+        return CausalLMModel(fmt, **opts)
+    raise ValueError(f"unknown backend {spec.backend!r}")
+
+
+def _no_leftovers(spec: ModelSpec, opts: dict) -> None:
+    if opts:
+        raise ValueError(f"unknown options for backend {spec.backend!r}: {sorted(opts)}")
+
+
+__all__ = ["FeatureModel", "ModelSpec", "W2SModel", "build_model"]

@@ -1,0 +1,155 @@
+"""Built-in offline testbeds from WordNet 3.0 (Debian ``wordnet-base``): word-sense choice and verification.
+
+Each item asks what a word means in a sentence taken from the gloss examples of one of its senses.
+``wordsense`` (pairwise): A/B = the true sense's definition vs. another sense of the same word, with
+lengths within ±20%. ``wordsense-verify`` (binary): one definition, true or another sense's.
+
+Construction, against known shortcuts:
+- adversarial filtering: 20% of the items are removed, drawn from those the full MiniLM's
+  context–definition cosine rule gets right, so the strong model's zero-shot rule leaves room;
+- the "longer answer is correct" rate is balanced to exactly 50%, and A/B order (or True/False) is
+  balanced within every difficulty level (difficulty = how many senses the word has);
+- ID = nouns (weak_train, strong_train, test_id); OOD = verbs and adjectives (test_ood).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aar.w2s.models.cache import ArrayCache
+from aar.w2s.models.encoder import EncoderSpec, embed_texts
+from aar.w2s.testbeds.base import Format, Item, Split, Testbed
+from aar.w2s.testbeds.wordnet import read_index, read_synsets, wordnet_dir
+
+ADVERSARIAL_DROP = 0.20
+LENGTH_TOLERANCE = 0.20
+ID_SIZES = {"weak_train": 1400, "strong_train": 1800, "test_id": 1000}
+OOD_SIZE = 1200
+MAX_EXAMPLES_PER_SENSE = 2
+
+
+@dataclass(frozen=True)
+class SenseCase:
+    """A word in context with its true definition and a same-word distractor definition."""
+
+    id: str
+    pos: str
+    word: str
+    context: str
+    true_def: str
+    other_def: str
+    n_senses: int
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.context} ({self.word})"
+
+
+def _difficulty(n_senses: int) -> str:
+    return "2-3 senses" if n_senses <= 3 else ("4-7 senses" if n_senses <= 7 else "8+ senses")
+
+
+def collect_cases(pos: str, rng: np.random.Generator, root: Path | None = None) -> list[SenseCase]:
+    """All (word, sense, example, distractor) cases of one part of speech, deduplicated by sentence."""
+    synsets, index = read_synsets(pos, root), read_index(pos, root)
+    cases: list[SenseCase] = []
+    seen: set[tuple[str, str]] = set()
+    for word in sorted(index):
+        offsets = index[word]
+        if len(offsets) < 2 or not re.fullmatch(r"[a-z][a-z \-']*", word):
+            continue
+        pattern = re.compile(r"\b" + re.escape(word) + r"\b", re.IGNORECASE)
+        for off in offsets:
+            true = synsets[off]
+            examples = [e for e in true.examples if pattern.search(e) and (word, e) not in seen]
+            if not examples:
+                continue
+            n = len(true.definition)
+            others = [synsets[o].definition for o in offsets if o != off
+                      and abs(len(synsets[o].definition) - n) <= LENGTH_TOLERANCE * n
+                      and synsets[o].definition != true.definition]
+            if not others:
+                continue
+            for context in examples[:MAX_EXAMPLES_PER_SENSE]:
+                seen.add((word, context))
+                uid = hashlib.sha256(f"{pos}|{word}|{off}|{context}".encode()).hexdigest()[:12]
+                cases.append(SenseCase(f"ws-{uid}", pos, word, context, true.definition,
+                                       others[int(rng.integers(len(others)))], len(offsets)))
+    return cases
+
+
+def adversarial_filter(cases: list[SenseCase], rng: np.random.Generator, cache: ArrayCache | None) -> list[SenseCase]:
+    """Drop ``ADVERSARIAL_DROP`` of all cases, drawn from those the strong cosine rule gets right."""
+    spec = EncoderSpec()
+    ctx = embed_texts(spec, [c.prompt for c in cases], cache)
+    right = (ctx * embed_texts(spec, [c.true_def for c in cases], cache)).sum(1)
+    wrong = (ctx * embed_texts(spec, [c.other_def for c in cases], cache)).sum(1)
+    correct = np.flatnonzero(right > wrong)
+    n_drop = min(len(correct), int(round(ADVERSARIAL_DROP * len(cases))))
+    drop = set(rng.choice(correct, size=n_drop, replace=False).tolist())
+    return [c for i, c in enumerate(cases) if i not in drop]
+
+
+def balance_length(cases: list[SenseCase], rng: np.random.Generator) -> list[SenseCase]:
+    """Keep equal numbers of cases where the true definition is longer and where it is shorter."""
+    longer = [c for c in cases if len(c.true_def) > len(c.other_def)]
+    shorter = [c for c in cases if len(c.true_def) < len(c.other_def)]
+    k = min(len(longer), len(shorter))
+    keep = {c.id for group in (longer, shorter) for c in rng.permutation(np.array(group, dtype=object))[:k]}
+    return [c for c in cases if c.id in keep]
+
+
+def to_split(cases: list[SenseCase], fmt: Format, rng: np.random.Generator) -> Split:
+    """Turn cases into items with labels balanced within each difficulty level."""
+    by_level: dict[str, list[SenseCase]] = defaultdict(list)
+    for c in cases:
+        by_level[_difficulty(c.n_senses)].append(c)
+    items, labels, levels = [], [], []
+    for level in sorted(by_level):
+        group = by_level[level]
+        flags = np.array([i % 2 for i in range(len(group))])
+        rng.shuffle(flags)
+        for c, y in zip(group, flags, strict=True):
+            if fmt == "pairwise":
+                a, b = (c.other_def, c.true_def) if y == 1 else (c.true_def, c.other_def)
+                items.append(Item(c.id, c.prompt, a, b))
+            else:
+                items.append(Item(c.id, c.prompt, c.true_def if y == 1 else c.other_def))
+            labels.append(int(y))
+            levels.append(level)
+    order = rng.permutation(len(items))
+    return Split([items[i] for i in order], np.array(labels)[order], [levels[i] for i in order])
+
+
+def build_wordsense(fmt: Format, seed: int = 0, cache_dir: Path | None = None, name: str | None = None) -> Testbed:
+    """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification)."""
+    rng = np.random.default_rng(seed)
+    cache = ArrayCache(cache_dir) if cache_dir else None
+    root = wordnet_dir()
+    pools = {}
+    for group, poses in (("id", ("n",)), ("ood", ("v", "a"))):
+        cases = [c for pos in poses for c in collect_cases(pos, rng, root)]
+        cases = balance_length(adversarial_filter(cases, rng, cache), rng)
+        pools[group] = [cases[i] for i in rng.permutation(len(cases))]
+    splits: dict[str, Split] = {}
+    start = 0
+    id_pool = pools["id"]
+    scale = min(1.0, len(id_pool) / sum(ID_SIZES.values()))
+    for split, size in ID_SIZES.items():
+        n = int(size * scale)
+        splits[split] = to_split(id_pool[start : start + n], fmt, rng)
+        start += n
+    splits["test_ood"] = to_split(pools["ood"][:OOD_SIZE], fmt, rng)
+    meta = {
+        "source": "builtin",
+        "description": "WordNet word-sense " + ("choice (A/B)" if fmt == "pairwise" else "verification (True/False)"),
+        "construction": __doc__,
+        "data": "WordNet 3.0 (Princeton University), Debian package wordnet-base",
+    }
+    return Testbed(name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"), fmt, splits, meta)

@@ -1,0 +1,108 @@
+"""Released and private scores match an independent sklearn / numpy computation on random predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import LiveEval, SyntheticTestbed, make_testbed
+from sklearn.metrics import accuracy_score
+
+from aar.evalserver.guard import nice_step
+
+
+def ref_accuracy(preds: dict[str, float], labels: dict[str, int], items: list[str]) -> float:
+    """sklearn accuracy on decided items plus half credit for predictions of exactly 0.5."""
+    decided = [i for i in items if preds[i] != 0.5]
+    hits = accuracy_score([labels[i] for i in decided], [int(preds[i] > 0.5) for i in decided], normalize=False)
+    return float((hits + 0.5 * (len(items) - len(decided))) / len(items))
+
+
+def ref_parts(tb: SyntheticTestbed, visibility: str) -> dict[str, list[str]]:
+    public = tb.public_ids()
+    chosen = [i for i in tb.test_ids if (i in public) == (visibility == "public")]
+    return {"id": [i for i in chosen if "test_id" in i], "ood": [i for i in chosen if "test_ood" in i],
+            "combined": chosen}
+
+
+def ref_pgr(tb: SyntheticTestbed, preds: dict[str, float], items: list[str]) -> float:
+    acc = ref_accuracy(preds, tb.labels, items)
+    w = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.weak])
+    s = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.ceiling])
+    return float((acc - w) / (s - w))
+
+
+def random_predictions(tb: SyntheticTestbed, rng: np.random.Generator) -> dict[str, float]:
+    p = rng.random(len(tb.test_ids))
+    p[rng.random(len(p)) < 0.05] = 0.5  # some exact ties earn half credit
+    return {i: float(v) for i, v in zip(tb.test_ids, p, strict=True)}
+
+
+def test_exact_scores_match_reference(live: LiveEval) -> None:
+    tb = live.testbed
+    live.set_team("ref-exact", mechanism="exact", max_per_hour=1000)
+    client = live.client("r", "ref-exact")
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        preds = random_predictions(tb, rng)
+        r = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["warning"] and "trusted use only" in out["warning"]
+        for part, items in ref_parts(tb, "public").items():
+            assert out["released"]["acc"][part] == pytest.approx(ref_accuracy(preds, tb.labels, items), abs=1e-12)
+            assert out["released"]["pgr"][part] == pytest.approx(ref_pgr(tb, preds, items), abs=1e-4)
+            w = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.weak])
+            assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
+            se = np.std([ref_accuracy(p, tb.labels, items) for p in tb.ceiling], ddof=1) / np.sqrt(len(tb.ceiling))
+            assert out["baselines"][part]["ceiling_se"] == pytest.approx(se, abs=1e-4)
+
+
+def test_ladder_releases_rounded_true_score(live: LiveEval) -> None:
+    tb = live.testbed
+    client = live.client("r", "ref-ladder")
+    preds = random_predictions(tb, np.random.default_rng(5))
+    out = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()
+    for part, items in ref_parts(tb, "public").items():
+        step = nice_step(0.5 / np.sqrt(len(items)))
+        assert out["released"]["step"][part] == pytest.approx(step)
+        expected = round(ref_accuracy(preds, tb.labels, items) / step) * step
+        assert out["released"]["acc"][part] == pytest.approx(expected, abs=1e-9)
+    assert out["released"]["improved"] is True
+
+
+def test_finalize_private_scores_match_reference(live: LiveEval) -> None:
+    tb = live.testbed
+    client = live.client("f1", "ref-final")
+    rng = np.random.default_rng(2)
+    subs = [random_predictions(tb, rng) for _ in range(3)]
+    for preds in subs:
+        assert client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).status_code == 200
+    report = live.client(admin=True).post("/v1/teams/ref-final/finalize").json()
+    (entry,) = report["workers"]
+    public, private = ref_parts(tb, "public"), ref_parts(tb, "private")
+    best = max(subs, key=lambda p: ref_accuracy(p, tb.labels, public["combined"]))
+    assert entry["submissions"] == 3
+    for part in ("id", "ood", "combined"):
+        assert entry["private"]["acc"][part] == pytest.approx(ref_accuracy(best, tb.labels, private[part]))
+        assert entry["private"]["pgr"][part] == pytest.approx(ref_pgr(tb, best, private[part]), abs=1e-4)
+        gap = ref_accuracy(best, tb.labels, public[part]) - ref_accuracy(best, tb.labels, private[part])
+        assert entry["gap"][part] == pytest.approx(gap, abs=1e-4)
+    # bootstrap SE of an accuracy near 1/2 on n items is about sqrt(1/4n)
+    n = len(private["combined"])
+    assert 0.6 * np.sqrt(0.25 / n) < entry["private"]["acc_se"]["combined"] < 1.4 * np.sqrt(0.25 / n)
+    assert report["team_best"][0]["worker_id"] == "f1"
+
+
+def test_pgr_is_null_with_a_reason_without_a_gap_or_baselines(live: LiveEval) -> None:
+    make_testbed(live.settings, name="inverted", weak_acc=0.9, ceiling_acc=0.55, seed=4)
+    make_testbed(live.settings, name="nobase", seed=5)
+    (live.settings.labels_dir / "nobase" / "baselines.json").unlink()
+    (live.settings.labels_dir / "nobase" / "baseline_predictions.json").unlink()
+    client = live.client("p", "ref-null")
+    for name, reason in (("inverted", "does not beat"), ("nobase", "no usable baselines")):
+        preds = {i.replace("tiny", name): 0.7 for i in live.testbed.test_ids}
+        r = client.post("/v1/submissions", json={"testbed": name, "predictions": preds})
+        assert r.status_code == 200, r.text
+        rel = r.json()["released"]
+        assert rel["acc"]["combined"] is not None
+        assert rel["pgr"]["combined"] is None and reason in rel["pgr_reason"]["combined"]

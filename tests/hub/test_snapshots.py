@@ -1,0 +1,182 @@
+"""Snapshots: pack / upload / download round trip, dedup, lineage; malicious tarballs rejected both ends."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aar.hub.client import HubError
+from aar.hub.snapshots import SnapshotError, SnapshotLimits, check_tarball, extract_tarball, pack_workspace
+
+LIMITS = dict(max_upload_bytes=2 * 2**20, max_unpacked_bytes=4 * 2**20, max_file_bytes=2**20, max_members=200)
+
+
+def make_workspace(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "method.py").write_text("def fit():\n    return 42\n")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(root / "run.sh", 0o755)
+    (root / "notes.md").write_text("# notes\n")
+    for d in (".venv/lib", "__pycache__", "data", "findings", ".git"):
+        (root / d).mkdir(parents=True)
+        (root / d / "junk.txt").write_text("junk")
+    (root / "weights.safetensors").write_bytes(b"\0" * 10)
+    (root / "link").symlink_to("/etc/passwd")
+    return root
+
+
+def tar_of(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as t:
+        for info, data in members:
+            t.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def member(name: str, data: bytes = b"x", kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, data if kind == tarfile.REGTYPE else None
+
+
+def zeros_bomb(n_bytes: int, n_files: int = 1) -> bytes:
+    """A gzipped tar of ``n_files`` members of ``n_bytes`` zeros each (compresses ~1000x)."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as t:
+        for i in range(n_files):
+            info = tarfile.TarInfo(f"zeros{i}.bin")
+            info.size = n_bytes
+            t.addfile(info, io.BytesIO(bytes(n_bytes)))
+    return buf.getvalue()
+
+
+MALICIOUS = {
+    "dotdot": tar_of(member("../evil.py")),
+    "nested-dotdot": tar_of(member("a/../../evil.py")),
+    "absolute": tar_of(member("/etc/cron.d/evil")),
+    "symlink": tar_of(member("link", kind=tarfile.SYMTYPE, link="/etc/passwd")),
+    "symlink-rel": tar_of(member("up", kind=tarfile.SYMTYPE, link="../../..")),
+    "hardlink": tar_of(member("a.txt"), member("h", kind=tarfile.LNKTYPE, link="/etc/shadow")),
+    "chardev": tar_of(member("null", kind=tarfile.CHRTYPE)),
+    "blockdev": tar_of(member("sda", kind=tarfile.BLKTYPE)),
+    "fifo": tar_of(member("pipe", kind=tarfile.FIFOTYPE)),
+    "huge-file": tar_of(member("big.bin", os.urandom(1_100_000))),
+    "tar-bomb": zeros_bomb(64 * 2**20),
+    "tar-bomb-total": zeros_bomb(1_000_000, n_files=8),
+    "many-members": tar_of(*[member(f"f{i}.txt") for i in range(250)]),
+    "duplicate": tar_of(member("a.txt"), member("a.txt")),
+    "empty-zeros": gzip.compress(bytes(8 * 2**20)),
+    "not-gzip": b"PK\x03\x04 this is a zip",
+    "truncated": tar_of(member("a.txt", b"y" * 5000))[:-30],
+}
+
+
+def test_pack_is_deterministic_and_excludes(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    p1, p2 = pack_workspace(ws), pack_workspace(ws)
+    assert p1.data == p2.data and p1.n_files == 3
+    names = check_tarball(io.BytesIO(p1.data)).names
+    assert sorted(names) == ["notes.md", "run.sh", "src/method.py"]
+    assert "link" in p1.skipped and ".venv/" in p1.skipped and "weights.safetensors" in p1.skipped
+
+
+def test_upload_download_roundtrip_dedup_lineage(make_hub, tmp_path: Path) -> None:
+    hub = make_hub(**LIMITS)
+    a = hub.client("w1")
+    packed = pack_workspace(make_workspace(tmp_path / "ws"))
+    s1 = a.upload_snapshot(packed.data, note="first")
+    assert s1.created and s1.id == hashlib.sha256(packed.data).hexdigest() and s1.n_files == 3
+    again = a.upload_snapshot(packed.data, note="same bytes")
+    assert not again.created and again.id == s1.id and again.note == "first"
+    f = a.post_finding({"title": "code", "kind": "insight", "snapshot_id": s1.id})
+    (tmp_path / "ws" / "notes.md").write_text("changed")
+    s2 = a.upload_snapshot(pack_workspace(tmp_path / "ws").data, parent_id=s1.id, finding_id=f.id)
+    assert s2.parent_id == s1.id and s2.finding_id == f.id
+    with pytest.raises(HubError, match="parent snapshot"):
+        a.upload_snapshot(tar_of(member("other.py")), parent_id="0" * 64)
+    # another worker of the team restores it; another team cannot see it
+    b = hub.client("w2")
+    data = b.download_snapshot(s2.id)
+    target = tmp_path / "other"
+    target.mkdir()
+    written = extract_tarball(data, Path("restored"), target)
+    assert sorted(written) == ["notes.md", "run.sh", "src/method.py"]
+    assert (target / "restored" / "notes.md").read_text() == "changed"
+    assert os.access(target / "restored" / "run.sh", os.X_OK)
+    with pytest.raises(HubError) as e:
+        hub.client("x", "t2").download_snapshot(s2.id)
+    assert e.value.status == 404
+    assert [s.id for s in b.snapshots()] == [s2.id, s1.id]
+    assert (hub.home / "snapshots" / s1.id[:2] / f"{s1.id}.tar.gz").exists()
+
+
+@pytest.mark.parametrize("name", sorted(MALICIOUS))
+def test_malicious_upload_rejected(make_hub, name: str, tmp_path: Path) -> None:
+    hub = make_hub(**LIMITS)
+    with pytest.raises(HubError) as e:
+        hub.client("w1").upload_snapshot(MALICIOUS[name])
+    assert e.value.status == 400 and "snapshot rejected" in str(e.value), str(e.value)
+    assert not list((hub.home / "snapshots").rglob("*.tar.gz"))
+
+
+def test_upload_over_cap_is_413(make_hub) -> None:
+    hub = make_hub(**LIMITS)
+    token = hub.tokens.create("w1", "t1")
+    r = httpx.post(hub.url + "/v1/snapshots", content=os.urandom(3 * 2**20),
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("name", sorted(MALICIOUS))
+def test_malicious_extract_rejected(name: str, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with pytest.raises(SnapshotError):
+        extract_tarball(MALICIOUS[name], Path("."), ws, SnapshotLimits(**LIMITS))
+    assert list(ws.iterdir()) == [] and not (tmp_path / "evil.py").exists()
+
+
+def test_extract_never_leaves_workspace(tmp_path: Path) -> None:
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    data = tar_of(member("code/x.py", b"print(1)"))
+    for target in ("..", "../outside", str(outside), "/tmp"):
+        with pytest.raises(SnapshotError, match="outside the workspace"):
+            extract_tarball(data, Path(target), ws)
+    (ws / "code").symlink_to(outside)  # a planted symlink must not redirect the restore
+    with pytest.raises(SnapshotError, match="symlink"):
+        extract_tarball(data, Path("."), ws)
+    (ws / "code").unlink()
+    (ws / "code").mkdir()
+    (ws / "code" / "x.py").symlink_to(outside / "target.py")
+    with pytest.raises(SnapshotError, match="symlink"):
+        extract_tarball(data, Path("."), ws)
+    assert list(outside.iterdir()) == []
+
+
+def test_decompression_is_counted_not_trusted() -> None:
+    from aar.hub.snapshots import _CappedGunzip
+
+    stream = _CappedGunzip(io.BytesIO(gzip.compress(bytes(3 * 2**20))), cap=2**20)
+    with pytest.raises(SnapshotError, match="more than 1048576 bytes"):
+        while stream.read(65536):
+            pass
+
+
+def test_large_valid_snapshot_accepted(hub, tmp_path: Path) -> None:
+    """The upload route's own cap (64 MiB default) applies, not the 2 MiB JSON cap of other routes."""
+    ws = tmp_path / "big"
+    ws.mkdir()
+    (ws / "model.py").write_bytes(os.urandom(3 * 2**20))
+    meta = hub.client("w1").upload_snapshot(pack_workspace(ws).data)
+    assert meta.created and meta.size > 3 * 2**20

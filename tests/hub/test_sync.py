@@ -1,0 +1,78 @@
+"""Local findings sync: Markdown files with front matter and an index appear in a workspace within seconds."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from aar.hub.sync import FindingsSync
+
+
+def read_front_matter(path: Path) -> dict:
+    lines = path.read_text().split("\n")
+    assert lines[0] == "---"
+    end = lines.index("---", 1)
+    out = {}
+    for line in lines[1:end]:
+        key, _, value = line.partition(": ")
+        out[key] = json.loads(value)
+    return out
+
+
+def wait_for(pred, timeout: float = 5.0) -> float:
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def test_sync_follows_posts_comments_votes(hub, tmp_path: Path) -> None:
+    a, b = hub.client("w1"), hub.client("w2")
+    sid = hub.submit(a)
+    first = a.post_finding({"title": "Ensemble | of 3", "kind": "result", "family": "ensemble",
+                            "submission_ids": [sid], "tags": ["bagging"], "body": "Body *text*."})
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    sync = FindingsSync(hub.client("w3"), ws)
+    assert sync.sync_once() == 1
+    path = ws / "findings" / f"f{first.id:05d}-ensemble-of-3.md"
+    fm = read_front_matter(path)
+    assert fm["id"] == first.id and fm["author"] == "w1"
+    assert fm["kind"] == "result" and fm["family"] == "ensemble"
+    assert fm["scores"][sid]["released"]["pgr"]["combined"] == 0.3 and fm["snapshot"] is None
+    assert "Body *text*." in path.read_text()
+    index = (ws / "findings" / "INDEX.md").read_text()
+    assert "0.300" in index and "Ensemble \\| of 3" in index
+    sync.start(wait=1)
+    try:
+        t0 = time.monotonic()
+        second = b.post_finding({"title": "Negative: curriculum", "kind": "negative"})
+        lag = wait_for(lambda: (ws / "findings" / f"f{second.id:05d}-negative-curriculum.md").exists())
+        assert lag < 3.0
+        b.comment(first.id, "Replicated with seed 2.")
+        wait_for(lambda: "Replicated with seed 2." in path.read_text())
+        b.vote(first.id, 1)
+        wait_for(lambda: read_front_matter(path)["votes"] == 1)
+        rows = json.loads((ws / "findings" / "index.json").read_text())
+        assert [r["id"] for r in rows] == [second.id, first.id]
+        print(f"sync lag after a post: {lag * 1000:.0f} ms (total {time.monotonic() - t0:.2f}s)")
+    finally:
+        sync.stop()
+    # a restarted sync resumes from its cursor: nothing to rewrite
+    assert FindingsSync(hub.client("w3"), ws).sync_once() == 0
+
+
+def test_sync_refuses_symlinked_folder(hub, tmp_path: Path) -> None:
+    hub.client("w1").post_finding({"title": "x", "kind": "insight"})
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    (ws / "findings").symlink_to(outside)  # planted by an agent inside its sandbox
+    try:
+        FindingsSync(hub.client("w2"), ws).sync_once()
+        raise AssertionError("synced through a symlink")
+    except OSError as exc:
+        assert "symlink" in str(exc)
+    assert list(outside.iterdir()) == []
