@@ -179,12 +179,12 @@ def serve(
     problem = launch.hub_problem() if hub else None
     if problem:
         console.print(f"[yellow]warning:[/yellow] hub not started: aar.hub.app is not importable ({problem})",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     services = launch.plan(host, port, hub_port, Path(config) if config else None, hub and problem is None)
 
     def ready(started: list[launch.Service]) -> None:
         console.print("serving " + ", ".join(f"{s.name} at {s.url}" for s in started) + " (Ctrl-C stops)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
     try:
         code = launch.run(services, ready)
@@ -296,5 +296,5 @@ def main() -> None:
     try:
         app()
     except (UserError, TestbedError, ValueError, FileNotFoundError, PermissionError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True, markup=True)
         raise SystemExit(2) from None

@@ -7,13 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from conftest import LiveEval
 
 JSON = {"Content-Type": "application/json"}
 
 
 def body(live: LiveEval, **changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"testbed": live.testbed.name, "predictions": dict.fromkeys(live.testbed.test_ids, 0.6)}
+    data: dict[str, Any] = {"testbed": live.testbed.name,
+                            "predictions": dict.fromkeys(live.testbed.test_ids, 0.6)}
     data.update(changes)
     return {k: v for k, v in data.items() if v is not ...}
 
@@ -53,8 +55,8 @@ CASES: dict[str, Case] = {
                     JSON, 422, "3 missing"),
     "unknown_ids": (lambda lv: dumps(body(lv, predictions={**dict.fromkeys(lv.testbed.test_ids, 0.6),
                                                            "x1": 0.5, "x2": 0.5})), JSON, 422, "2 unknown"),
-    "training_pool_ids": (lambda lv: dumps(body(lv, predictions=dict.fromkeys(lv.testbed.strong_train_ids, 0.6))),
-                          JSON, 422, "unknown"),
+    "training_pool_ids": (lambda lv: dumps(body(lv, predictions=dict.fromkeys(lv.testbed.strong_train_ids,
+                                                                               0.6))), JSON, 422, "unknown"),
     "duplicate_ids": (lambda lv: raw_with_value(lv, "0.5").replace(b"}}", b', "%s": 0.7}}'
                                                                   % lv.testbed.test_ids[0].encode()),
                       JSON, 422, "duplicate"),

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LiveEval, SyntheticTestbed, make_testbed
 from sklearn.metrics import accuracy_score
 
 from aar.evalserver.guard import nice_step
+from conftest import LiveEval, SyntheticTestbed, make_testbed
 
 
 def ref_accuracy(preds: dict[str, float], labels: dict[str, int], items: list[str]) -> float:
     """sklearn accuracy on decided items plus half credit for predictions of exactly 0.5."""
     decided = [i for i in items if preds[i] != 0.5]
-    hits = accuracy_score([labels[i] for i in decided], [int(preds[i] > 0.5) for i in decided], normalize=False)
+    hits = accuracy_score([labels[i] for i in decided], [int(preds[i] > 0.5) for i in decided],
+                          normalize=False)
     return float((hits + 0.5 * (len(items) - len(decided))) / len(items))
 
 
@@ -49,11 +50,13 @@ def test_exact_scores_match_reference(live: LiveEval) -> None:
         out = r.json()
         assert out["warning"] and "trusted use only" in out["warning"]
         for part, items in ref_parts(tb, "public").items():
-            assert out["released"]["acc"][part] == pytest.approx(ref_accuracy(preds, tb.labels, items), abs=1e-12)
+            expected = ref_accuracy(preds, tb.labels, items)
+            assert out["released"]["acc"][part] == pytest.approx(expected, abs=1e-12)
             assert out["released"]["pgr"][part] == pytest.approx(ref_pgr(tb, preds, items), abs=1e-4)
             w = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.weak])
             assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
-            se = np.std([ref_accuracy(p, tb.labels, items) for p in tb.ceiling], ddof=1) / np.sqrt(len(tb.ceiling))
+            accs = [ref_accuracy(p, tb.labels, items) for p in tb.ceiling]
+            se = np.std(accs, ddof=1) / np.sqrt(len(accs))
             assert out["baselines"][part]["ceiling_se"] == pytest.approx(se, abs=1e-4)
 
 
@@ -76,7 +79,8 @@ def test_finalize_private_scores_match_reference(live: LiveEval) -> None:
     rng = np.random.default_rng(2)
     subs = [random_predictions(tb, rng) for _ in range(3)]
     for preds in subs:
-        assert client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).status_code == 200
+        r = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds})
+        assert r.status_code == 200
     report = live.client(admin=True).post("/v1/teams/ref-final/finalize").json()
     (entry,) = report["workers"]
     public, private = ref_parts(tb, "public"), ref_parts(tb, "private")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from aar.w2s.testbeds import base as tb
 mcp_client = pytest.importorskip("mcp.client.stdio")
 from mcp.client.session import ClientSession  # noqa: E402
 
-AAR = shutil.which("aar", path=str(Path(__file__).resolve().parents[2] / ".venv" / "bin")) or "aar"
+AAR = shutil.which("aar", path=str(Path(sys.executable).parent)) or shutil.which("aar") or "aar"
 TOOLS = {"submit_predictions", "get_leaderboard", "share_finding", "search_findings", "read_finding",
          "comment_on_finding", "vote_on_finding", "upload_snapshot", "list_snapshots", "download_snapshot"}
 

@@ -286,10 +286,10 @@ class Writer:
                 c.execute(insert(submissions), [p.row for p in live])
         except Exception as exc:  # every failure must reach the waiting requests
             self.failed_gen = max(p.gen for p in live)
+            if self.on_failure is not None:  # first, so the reload is queued before any answer
+                self.on_failure(self.failed_gen)
             for p in live:
                 p.future.set_exception(exc)
-            if self.on_failure is not None:
-                self.on_failure(self.failed_gen)
             return
         for p in live:
             p.future.set_result(None)

@@ -242,7 +242,11 @@ def ops_router(ctx: HubContext) -> APIRouter:
         """Register (or re-register after a restart) a worker; logs ``worker_started``."""
         if body.worker_id is not None and body.worker_id != p.worker_id:
             require_admin(p)
-            return store.register_worker(body.worker_id, body.team or p.team, body.info)
+            known = {w.worker_id: w.team for w in store.list_workers(None)}
+            team = body.team or known.get(body.worker_id)
+            if team is None:
+                raise Invalid("registering a new worker for someone else needs its team")
+            return store.register_worker(body.worker_id, team, body.info)
         if body.team is not None and body.team != p.team:
             require_admin(p)
         return store.register_worker(p.worker_id, p.team, body.info)

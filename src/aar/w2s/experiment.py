@@ -140,9 +140,9 @@ def score_runs(tb: Testbed, preds: dict[str, list[dict[str, np.ndarray]]], secon
     methods = []
     for m in order:
         if m in skipped:
-            methods.append(MethodResult(name=m, acc=SplitAcc(id=float("nan"), ood=float("nan")),
+            methods.append(MethodResult(name=m, acc=SplitAcc(id=None, ood=None),
                                         pgr=SplitPGR(id=None, ood=None, combined=None),
-                                        se=SE(acc=SplitAcc(id=float("nan"), ood=float("nan"))),
+                                        se=SE(acc=SplitAcc(id=None, ood=None)),
                                         seconds=round(seconds[m], 2), note=f"not applicable: {skipped[m]}"))
             continue
         acc, se = acc_stats(m)

@@ -21,8 +21,10 @@ SCHEMA_VERSION = 1
 
 
 class SplitAcc(BaseModel):
-    id: float
-    ood: float
+    """Accuracy per test split (None where a method did not run)."""
+
+    id: float | None
+    ood: float | None
     combined: float | None = None
 
 

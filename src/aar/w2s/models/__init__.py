@@ -1,30 +1,14 @@
-"""Model backends: ``tfidf`` (weak, sklearn), ``encoder`` (MiniLM features + head, or fine-tuned),
+"""Model backends: ``tfidf`` (weak, sklearn), ``encoder`` (frozen MiniLM features + head),
 ``causal_lm`` (transformers + LoRA). ``build_model`` turns a ``ModelSpec`` into a fresh model."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
 
 from aar.w2s.models.base import FeatureModel, W2SModel
 from aar.w2s.models.head import HeadConfig
+from aar.w2s.models.spec import Backend, ModelSpec
 from aar.w2s.testbeds.base import Format
-
-Backend = Literal["tfidf", "encoder", "encoder_finetune", "causal_lm"]
-
-
-class ModelSpec(BaseModel):
-    """A backend name plus its options, e.g. ``{"backend": "encoder", "options": {"layers": 1}}``."""
-
-    backend: Backend
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    def label(self) -> str:
-        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.backend}({opts})"
-
 
 _HEAD_KEYS = set(HeadConfig.__dataclass_fields__)
 
@@ -45,10 +29,6 @@ def build_model(spec: ModelSpec, fmt: Format, cache_dir: Path | None = None) -> 
 
         model: W2SModel = TfidfModel(fmt, **opts)
         return model
-    if spec.backend == "encoder_finetune":
-        from aar.w2s.models.finetune import EncoderFinetuneModel
-
-        return EncoderFinetuneModel(fmt, **opts)
     if spec.backend == "causal_lm":
         from aar.w2s.models.causal_lm import CausalLMModel
 
@@ -61,4 +41,4 @@ def _no_leftovers(spec: ModelSpec, opts: dict) -> None:
         raise ValueError(f"unknown options for backend {spec.backend!r}: {sorted(opts)}")
 
 
-__all__ = ["FeatureModel", "ModelSpec", "W2SModel", "build_model"]
+__all__ = ["Backend", "FeatureModel", "ModelSpec", "W2SModel", "build_model"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from aar.config import Settings, get_settings
-from aar.w2s.models import ModelSpec
+from aar.w2s.models.spec import ModelSpec
 from aar.w2s.testbeds.base import Format, Testbed, TestbedError, public_dir, write_testbed
 from aar.w2s.testbeds.card import TestbedCard, build_card, save_card
 

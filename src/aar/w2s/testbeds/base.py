@@ -29,6 +29,8 @@ SCHEMA_VERSION = 1
 class TestbedError(ValueError):
     """A testbed is missing, malformed or inconsistent; the message says which and why."""
 
+    __test__ = False
+
 
 @dataclass(frozen=True)
 class Item:
@@ -95,6 +97,8 @@ class Split:
 @dataclass
 class Testbed:
     """A W2S task: four splits in one format. Labels are present only on the trusted side."""
+
+    __test__ = False
 
     name: str
     format: Format

@@ -127,14 +127,20 @@ def to_split(cases: list[SenseCase], fmt: Format, rng: np.random.Generator) -> S
     return Split([items[i] for i in order], np.array(labels)[order], [levels[i] for i in order])
 
 
-def build_wordsense(fmt: Format, seed: int = 0, cache_dir: Path | None = None, name: str | None = None) -> Testbed:
-    """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification)."""
+def build_wordsense(fmt: Format, seed: int = 0, cache_dir: Path | None = None, name: str | None = None,
+                    max_cases: int | None = None) -> Testbed:
+    """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification).
+
+    ``max_cases`` caps the candidate pool per group (ID, OOD) before filtering, for quick small builds.
+    """
     rng = np.random.default_rng(seed)
     cache = ArrayCache(cache_dir) if cache_dir else None
     root = wordnet_dir()
     pools = {}
     for group, poses in (("id", ("n",)), ("ood", ("v", "a"))):
         cases = [c for pos in poses for c in collect_cases(pos, rng, root)]
+        if max_cases is not None:
+            cases = [cases[i] for i in sorted(rng.permutation(len(cases))[:max_cases])]
         cases = balance_length(adversarial_filter(cases, rng, cache), rng)
         pools[group] = [cases[i] for i in rng.permutation(len(cases))]
     splits: dict[str, Split] = {}

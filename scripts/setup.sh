@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything aar needs on a fresh Debian/Ubuntu machine: system packages, a virtualenv in
+# .venv with the project and its extras. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+need_apt=()
+[ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)          # the built-in testbeds' data
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)                     # the default sandbox
+if [ "${AAR_SKIP_BROWSER:-}" = "" ] && ! command -v chromium >/dev/null; then
+  need_apt+=(chromium)                                                   # dashboard browser tests
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# torch is pinned to 2.13.0 in pyproject (a CPU build; an unpinned torch pulls a multi-GB CUDA build).
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e ".[hf,agents,dev]"
+echo "aar installed in .venv (activate with: source .venv/bin/activate)"

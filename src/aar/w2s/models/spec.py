@@ -1,0 +1,20 @@
+"""Model specs: which backend and with which options (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Backend = Literal["tfidf", "encoder", "causal_lm"]
+
+
+class ModelSpec(BaseModel):
+    """A backend name plus its options, e.g. ``{"backend": "encoder", "options": {"layers": 1}}``."""
+
+    backend: Backend
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.backend}({opts})"

@@ -1,0 +1,37 @@
+"""Shared fixtures: a small word-sense testbed prepared once per session in a temporary AAR_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aar.config import Settings
+
+os.environ.setdefault("AAR_QUIET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def small_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """An AAR_HOME with a small prepared ``wordsense`` testbed (about 500 items)."""
+    from aar.w2s.testbeds import prepare_testbed  # noqa: F401
+    from aar.w2s.testbeds.base import write_testbed
+    from aar.w2s.testbeds.card import build_card, save_card
+    from aar.w2s.testbeds.wordsense import build_wordsense
+
+    home = tmp_path_factory.mktemp("aar_home")
+    settings = Settings(home=home)
+    tb = build_wordsense("pairwise", seed=0, cache_dir=settings.cache_dir, max_cases=700)
+    write_testbed(tb, settings)
+    save_card(build_card(tb), settings)
+    return settings
+
+
+@pytest.fixture()
+def home_env(small_home: Settings, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point AAR_HOME at the small session home for code that reads settings from the environment."""
+    monkeypatch.setenv("AAR_HOME", str(small_home.home))
+    return small_home.home

@@ -1,0 +1,102 @@
+"""The baselines runner and the `aar` CLI on a small prepared testbed: JSON contracts, stored W and S."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from aar.cli import app
+from aar.config import Settings
+from aar.w2s.experiment import make_context, run_method
+from aar.w2s.methods import METHODS
+from aar.w2s.models import ModelSpec, build_model
+from aar.w2s.results import load_baselines
+from aar.w2s.scoring import accuracy
+from aar.w2s.testbeds.base import load_testbed
+from aar.w2s.testbeds.card import load_card
+
+runner = CliRunner()
+
+
+def test_baselines_json_contract_and_stored_references(home_env: Path, small_home: Settings) -> None:
+    result = runner.invoke(app, ["baselines", "--testbed", "wordsense", "--seeds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["testbed"] == "wordsense" and data["seeds"] == 2
+    assert set(data["weak"]["acc"]) >= {"id", "ood"} and set(data["ceiling"]["acc"]) >= {"id", "ood"}
+    names = [m["name"] for m in data["methods"]]
+    assert {"weak", "ceiling", "vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot"} <= set(names)
+    for m in data["methods"]:
+        assert set(m) >= {"name", "acc", "pgr", "se"}
+        assert set(m["pgr"]) == {"id", "ood", "combined"}
+    by_name = {m["name"]: m for m in data["methods"]}
+    assert by_name["weak"]["pgr"]["id"] == 0.0 and by_name["ceiling"]["pgr"]["id"] == 1.0
+    assert "not applicable" in by_name["critic"]["note"]
+    # The stored weak predictions reproduce W exactly on the labelled test items.
+    report, preds = load_baselines("wordsense", small_home)
+    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    labels = dict(zip(tb["test_id"].ids, tb["test_id"].labels.tolist()))
+    w_mean, _ = preds.reference_accuracy("weak", labels)
+    assert abs(w_mean - report.weak.acc.id) < 1e-9
+    card = load_card("wordsense", small_home)
+    assert any(c.name == "vanilla PGR (ood)" for c in card.criteria)
+
+
+def test_methods_see_no_hidden_labels(small_home: Settings) -> None:
+    tb = load_testbed("wordsense", with_labels=True, settings=small_home).public_view()
+    weak = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine"]})
+    strong = ModelSpec(backend="encoder", options={})
+    ctx = make_context(tb, weak, strong, 0, small_home)
+    out = run_method("vanilla", ctx)
+    assert set(out.test_probs) == {"test_id", "test_ood"}
+    assert len(out.test_probs["test_id"]) == len(tb["test_id"])
+    assert tb["strong_train"].labels is None
+    import pytest
+
+    from aar.w2s.methods import MethodNotApplicable
+
+    with pytest.raises(MethodNotApplicable, match="trusted side"):
+        METHODS["ceiling"](ctx)
+
+
+def test_pairwise_models_are_swap_antisymmetric(small_home: Settings) -> None:
+    from aar.w2s.testbeds.base import Item
+
+    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    model = build_model(ModelSpec(backend="encoder", options={"layers": 1}), "pairwise", small_home.cache_dir)
+    model.fit(tb["weak_train"].items, tb["weak_train"].labels.astype(float))
+    items = tb["test_id"].items[:50]
+    swapped = [Item(it.id, it.prompt, it.answer_b or "", it.answer_a) for it in items]
+    assert np.allclose(model.predict_proba(items), 1 - model.predict_proba(swapped), atol=1e-9)
+
+
+def test_tfidf_weak_model_trains_and_beats_nothing_silly(small_home: Settings) -> None:
+    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    model = build_model(ModelSpec(backend="tfidf", options={"C": 1.0}), "pairwise")
+    model.fit(tb["weak_train"].items, tb["weak_train"].labels.astype(float))
+    acc = accuracy(model.predict_proba(tb["weak_train"].items), tb["weak_train"].labels)
+    assert acc > 0.6  # it fits its training data
+
+
+def test_cli_lists_testbeds_and_rejects_bad_input(home_env: Path) -> None:
+    result = runner.invoke(app, ["testbed", "list", "--json"])
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert {"name", "format", "source", "offline", "default"} <= set(rows[0])
+    assert [r["name"] for r in rows if r["default"]] == ["wordsense"]
+    shown = runner.invoke(app, ["testbed", "show", "wordsense", "--json"])
+    assert json.loads(shown.stdout)["name"] == "wordsense"
+
+
+def test_cli_errors_are_one_line(home_env: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from aar.cli import main; main()", "baselines", "--testbed",
+                           "wordsense", "--methods", "nonsense", "--seeds", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: unknown method 'nonsense'")
+    assert len(proc.stderr.strip().splitlines()) == 1
