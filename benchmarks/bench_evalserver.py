@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--vectors", type=int, default=64, help="distinct prediction vectors cycled through")
+    parser.add_argument("--profile", type=Path, default=None, help="run the server under cProfile, stats here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -117,7 +119,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "AAR_HOME": tmp}
         env.pop("DATABASE_URL", None)
-        proc = subprocess.Popen([sys.executable, "-m", "aar.evalserver", "--port", str(port)], env=env)
+        prefix = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        proc = subprocess.Popen([sys.executable, *prefix, "-m", "aar.evalserver", "--port", str(port)], env=env)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -133,7 +136,7 @@ def main() -> None:
             r.raise_for_status()
             latencies, errors, seconds = asyncio.run(drive(url, tokens, bodies, args.warmup, args.seconds))
         finally:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)  # a clean stop (cProfile writes its stats)
             proc.wait(timeout=30)
         stored = Store(make_engine(settings.sqlite_url("evalserver"))).max_seq()
     lat = np.array(latencies) * 1000

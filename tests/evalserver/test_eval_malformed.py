@@ -64,6 +64,7 @@ CASES: dict[str, Case] = {
     "infinity": (lambda lv: raw_with_value(lv, "Infinity"), JSON, 422, "Infinity"),
     "minus_infinity": (lambda lv: raw_with_value(lv, "-Infinity"), JSON, 422, "Infinity"),
     "huge_exponent": (lambda lv: raw_with_value(lv, "1e999"), JSON, 422, "outside [0, 1]"),
+    "huge_integer": (lambda lv: raw_with_value(lv, "1" + "0" * 400), JSON, 422, "outside [0, 1]"),
     "above_one": (lambda lv: raw_with_value(lv, "1.5"), JSON, 422, "outside [0, 1]"),
     "below_zero": (lambda lv: raw_with_value(lv, "-0.1"), JSON, 422, "outside [0, 1]"),
     "string_value": (lambda lv: raw_with_value(lv, '"0.5"'), JSON, 422, "not numbers"),

