@@ -31,7 +31,7 @@ from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
 from aar.evalserver.store import Store
-from aar.w2s.results import BaselinePredictions, BaselineReport, ModelAcc, SE, SplitAcc, save_baselines
+from aar.w2s.results import SE, BaselinePredictions, BaselineReport, ModelAcc, SplitAcc, save_baselines
 from aar.w2s.testbeds.base import Item, Split, Testbed, write_testbed
 
 
@@ -80,15 +80,34 @@ async def client_loop(url: str, token: str, bodies: list[bytes], start: float, s
                 latencies.append(t1 - t0)
 
 
-async def drive(url: str, tokens: list[str], bodies: list[bytes], warmup: float,
-                seconds: float) -> tuple[list[float], list[str], float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(url: str, tokens: list[str], bodies: list[bytes], warmup: float, seconds: float,
+                server_pid: int) -> tuple[list[float], list[str], float, float]:
     latencies: list[float] = []
     errors: list[str] = []
     now = time.perf_counter()
     start, stop = now + warmup, now + warmup + seconds
-    await asyncio.gather(*(client_loop(url, t, bodies[k::len(tokens)] or bodies, start, stop, latencies, errors)
+
+    async def measure_cpu() -> float:
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        before = cpu_seconds(server_pid), time.process_time()
+        await asyncio.sleep(max(0.0, stop - time.perf_counter()))
+        return cpu_seconds(server_pid) - before[0], time.process_time() - before[1]
+
+    cpu = asyncio.create_task(measure_cpu())
+    # each worker cycles through every vector from its own offset (no worker repeats one within the window)
+    await asyncio.gather(*(client_loop(url, t, bodies[k:] + bodies[:k], start, stop, latencies, errors)
                            for k, t in enumerate(tokens)))
-    return latencies, errors, seconds
+    server_cpu, client_cpu = await cpu
+    return latencies, errors, server_cpu, client_cpu
 
 
 def main() -> None:
@@ -134,27 +153,31 @@ def main() -> None:
             r = httpx.put(f"{url}/v1/teams/bench/config", headers={"Authorization": f"Bearer {admin}"},
                           json={"max_per_hour": 10**7, "max_total": 10**7})
             r.raise_for_status()
-            latencies, errors, seconds = asyncio.run(drive(url, tokens, bodies, args.warmup, args.seconds))
+            latencies, errors, server_cpu, client_cpu = asyncio.run(
+                drive(url, tokens, bodies, args.warmup, args.seconds, proc.pid))
         finally:
             proc.send_signal(signal.SIGINT)  # a clean stop (cProfile writes its stats)
             proc.wait(timeout=30)
         stored = Store(make_engine(settings.sqlite_url("evalserver"))).max_seq()
     lat = np.array(latencies) * 1000
     result = {
-        "clients": args.clients, "items": args.items, "seconds": seconds, "submissions": len(lat),
-        "submissions_per_s": round(len(lat) / seconds, 1),
+        "clients": args.clients, "items": args.items, "seconds": args.seconds, "submissions": len(lat),
+        "submissions_per_s": round(len(lat) / args.seconds, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
         "max_ms": round(float(lat.max()), 2), "errors": len(errors), "rows_in_audit_log": stored,
-        "cpus": os.cpu_count(),
+        "cpus": os.cpu_count(), "server_cpu_ms_per_submission": round(1000 * server_cpu / max(len(lat), 1), 3),
+        "client_cpu_ms_per_submission": round(1000 * client_cpu / max(len(lat), 1), 3),
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['clients']} clients x {result['items']} items, {seconds:.0f} s measured "
+        print(f"{result['clients']} clients x {result['items']} items, {args.seconds:.0f} s measured "
               f"({result['cpus']} CPUs, auth + durable audit log + ladder + detectors on)")
         print(f"  {result['submissions_per_s']} submissions/s  p50 {result['p50_ms']} ms  "
               f"p99 {result['p99_ms']} ms  max {result['max_ms']} ms  errors {result['errors']}  "
               f"audit rows {stored}")
+        print(f"  CPU per submission: server {result['server_cpu_ms_per_submission']} ms, "
+              f"client {result['client_cpu_ms_per_submission']} ms")
     if errors:
         print("first errors:", errors[:3], file=sys.stderr)
 

@@ -76,7 +76,8 @@ class TokenStore:
     def revoke_worker(self, worker_id: str) -> int:
         """Revoke every token of a worker; returns how many were revoked."""
         with Session(self.engine) as s, s.begin():
-            n = s.execute(update(TokenRow).where(TokenRow.worker_id == worker_id).values(revoked=True)).rowcount
+            result = s.execute(update(TokenRow).where(TokenRow.worker_id == worker_id).values(revoked=True))
+            n = getattr(result, "rowcount", 0)
         with self._lock:
             self._cache.clear()
         return int(n or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LiveEval
+from evalkit import LiveEval
 
 from aar.w2s.scoring import accuracy, pgr
 

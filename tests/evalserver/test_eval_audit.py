@@ -8,11 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from evalkit import LiveEval
 
 from aar.db import make_engine
 from aar.evalserver.audit import export_audit, verify_chain
 from aar.evalserver.store import Store
-from conftest import LiveEval
 
 
 @pytest.fixture

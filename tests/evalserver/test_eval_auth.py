@@ -6,9 +6,9 @@ import time
 
 import httpx
 import pytest
+from evalkit import LiveEval
 
 from aar.evalserver.config import EvalServerConfig
-from conftest import LiveEval
 
 
 def good_body(live: LiveEval) -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import LiveEval
+from evalkit import LiveEval
 
 
 def good_body(live: LiveEval) -> dict[str, object]:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from evalkit import LiveEval, free_port
 from typer.testing import CliRunner
 
 from aar.cli import app
 from aar.evalserver.launch import hub_problem
-from conftest import LiveEval, free_port
 
 runner = CliRunner()
 MAIN = "from aar.cli import main; main()"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from conftest import LiveEval, noisy_predictions
+from evalkit import LiveEval, noisy_predictions
 
 
 def submit(client: Any, testbed: str, preds: dict[str, float]) -> dict[str, Any]:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from evalkit import LiveEval, free_port, make_testbed, noisy_predictions
 
 from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
 from aar.evalserver.audit import verify_chain
 from aar.evalserver.store import Store
-from conftest import LiveEval, free_port, make_testbed, noisy_predictions
 
 
 def start_server(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:

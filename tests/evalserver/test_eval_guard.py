@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evalkit import make_testbed
 
 from aar.config import Settings
 from aar.evalserver.guard import Exact, Ladder, ScopeState, Thresholdout, nice_step
 from aar.evalserver.labels import TestbedLabels as Labels
 from aar.evalserver.labels import load_labels
 from aar.evalserver.models import PartValues
-from conftest import make_testbed
 
 
 @pytest.fixture(scope="module")

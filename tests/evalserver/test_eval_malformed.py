@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from conftest import LiveEval
+from evalkit import LiveEval
 
 JSON = {"Content-Type": "application/json"}
 

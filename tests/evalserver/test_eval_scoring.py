@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from evalkit import LiveEval, SyntheticTestbed, make_testbed
 from sklearn.metrics import accuracy_score
 
 from aar.evalserver.guard import nice_step
-from conftest import LiveEval, SyntheticTestbed, make_testbed
 
 
 def ref_accuracy(preds: dict[str, float], labels: dict[str, int], items: list[str]) -> float:

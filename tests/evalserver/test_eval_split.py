@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from evalkit import make_testbed
 
 from aar.config import Settings
 from aar.evalserver.labels import load_labels
 from aar.w2s.testbeds.base import read_label_rows
-from conftest import make_testbed
 
 
 def test_division_is_stratified_and_made_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

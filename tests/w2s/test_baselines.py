@@ -28,7 +28,9 @@ def test_baselines_json_contract_and_stored_references(home_env: Path, small_hom
     assert data["testbed"] == "wordsense" and data["seeds"] == 2
     assert set(data["weak"]["acc"]) >= {"id", "ood"} and set(data["ceiling"]["acc"]) >= {"id", "ood"}
     names = [m["name"] for m in data["methods"]]
-    assert {"weak", "ceiling", "vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot"} <= set(names)
+    assert {"weak", "ceiling", "vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot"} <= set(
+        names
+    )
     for m in data["methods"]:
         assert set(m) >= {"name", "acc", "pgr", "se"}
         assert set(m["pgr"]) == {"id", "ood", "combined"}
@@ -38,7 +40,7 @@ def test_baselines_json_contract_and_stored_references(home_env: Path, small_hom
     # The stored weak predictions reproduce W exactly on the labelled test items.
     report, preds = load_baselines("wordsense", small_home)
     tb = load_testbed("wordsense", with_labels=True, settings=small_home)
-    labels = dict(zip(tb["test_id"].ids, tb["test_id"].labels.tolist()))
+    labels = dict(zip(tb["test_id"].ids, tb["test_id"].labels.tolist(), strict=True))
     w_mean, _ = preds.reference_accuracy("weak", labels)
     assert abs(w_mean - report.weak.acc.id) < 1e-9
     card = load_card("wordsense", small_home)
@@ -95,8 +97,22 @@ def test_cli_errors_are_one_line(home_env: Path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "from aar.cli import main; main()", "baselines", "--testbed",
-                           "wordsense", "--methods", "nonsense", "--seeds", "1"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from aar.cli import main; main()",
+            "baselines",
+            "--testbed",
+            "wordsense",
+            "--methods",
+            "nonsense",
+            "--seeds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: unknown method 'nonsense'")
     assert len(proc.stderr.strip().splitlines()) == 1

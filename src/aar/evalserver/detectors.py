@@ -110,11 +110,9 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
                                   detail=f"{edits} submissions of this worker are scattered edits of "
                                          "earlier vectors (the boosting attack pattern)"))
 
-    near = own & (changed <= (1 - cfg.rerun_agreement) * n)
-    reruns = 0
-    for i in np.flatnonzero(near):
-        if np.count_nonzero(np.abs(hist.probs[i] - probs) > 1e-12) > cfg.edit_max_fraction * n:
-            reruns += 1
+    near = np.flatnonzero(own & (changed <= (1 - cfg.rerun_agreement) * n))
+    moved_near = np.count_nonzero(np.abs(hist.probs[near] - probs) > 1e-12, axis=1)
+    reruns = int(np.count_nonzero(moved_near > cfg.edit_max_fraction * n))
     info["reruns"] = reruns
     if reruns + 1 >= cfg.rerun_count:
         flags.append(Flag(kind="seed_cherry_picking", scope="worker",

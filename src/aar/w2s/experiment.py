@@ -32,15 +32,25 @@ from aar.w2s.testbeds import DEFAULT_TESTBED, default_models, prepare_testbed
 from aar.w2s.testbeds.base import TEST_SPLITS, Split, Testbed, load_testbed, public_dir
 from aar.w2s.testbeds.criteria import record_criteria
 
-DEFAULT_METHODS = ("weak", "ceiling", "vanilla", "vanilla_soft", "confident", "logconf", "zeroshot",
-                   "ue_zeroshot", "critic")
+DEFAULT_METHODS = (
+    "weak",
+    "ceiling",
+    "vanilla",
+    "vanilla_soft",
+    "confident",
+    "logconf",
+    "zeroshot",
+    "ue_zeroshot",
+    "critic",
+)
 SPLIT_KEYS = {"test_id": "id", "test_ood": "ood"}
 
 
 def make_context(tb: Testbed, weak: ModelSpec, strong: ModelSpec, seed: int, settings: Settings) -> ExperimentContext:
     cache = settings.cache_dir
-    return ExperimentContext(tb, lambda: build_model(weak, tb.format, cache),
-                             lambda: build_model(strong, tb.format, cache), seed)
+    return ExperimentContext(
+        tb, lambda: build_model(weak, tb.format, cache), lambda: build_model(strong, tb.format, cache), seed
+    )
 
 
 def run_method(name: str, ctx: ExperimentContext) -> MethodOutput:
@@ -103,17 +113,27 @@ def run_baselines(
                 bar.advance(task)
     report = score_runs(tb, preds, seconds, skipped, order, seeds, weak, strong)
     ids = {s: tb[s].ids for s in TEST_SPLITS}
-    as_dicts = {m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)}
-                    for run in preds[m]] for m in ("weak", "ceiling")}
-    save_baselines(report, BaselinePredictions(testbed=name, weak=as_dicts["weak"], ceiling=as_dicts["ceiling"]),
-                   settings)
+    as_dicts = {
+        m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)} for run in preds[m]]
+        for m in ("weak", "ceiling")
+    }
+    save_baselines(
+        report, BaselinePredictions(testbed=name, weak=as_dicts["weak"], ceiling=as_dicts["ceiling"]), settings
+    )
     record_criteria(report, settings)
     return report
 
 
-def score_runs(tb: Testbed, preds: dict[str, list[dict[str, np.ndarray]]], seconds: dict[str, float],
-               skipped: dict[str, str], order: list[str], seeds: int, weak: ModelSpec,
-               strong: ModelSpec) -> BaselineReport:
+def score_runs(
+    tb: Testbed,
+    preds: dict[str, list[dict[str, np.ndarray]]],
+    seconds: dict[str, float],
+    skipped: dict[str, str],
+    order: list[str],
+    seeds: int,
+    weak: ModelSpec,
+    strong: ModelSpec,
+) -> BaselineReport:
     """Accuracy and PGR per method (means over seeds; SE over seeds for accuracy, bootstrap for PGR)."""
     labels = {s: tb[s].require_labels() for s in TEST_SPLITS}
     labels["combined"] = np.concatenate([labels[s] for s in TEST_SPLITS])
@@ -140,10 +160,16 @@ def score_runs(tb: Testbed, preds: dict[str, list[dict[str, np.ndarray]]], secon
     methods = []
     for m in order:
         if m in skipped:
-            methods.append(MethodResult(name=m, acc=SplitAcc(id=None, ood=None),
-                                        pgr=SplitPGR(id=None, ood=None, combined=None),
-                                        se=SE(acc=SplitAcc(id=None, ood=None)),
-                                        seconds=round(seconds[m], 2), note=f"not applicable: {skipped[m]}"))
+            methods.append(
+                MethodResult(
+                    name=m,
+                    acc=SplitAcc(id=None, ood=None),
+                    pgr=SplitPGR(id=None, ood=None, combined=None),
+                    se=SE(acc=SplitAcc(id=None, ood=None)),
+                    seconds=round(seconds[m], 2),
+                    note=f"not applicable: {skipped[m]}",
+                )
+            )
             continue
         acc, se = acc_stats(m)
         pg: dict[str, float | None] = {}
@@ -153,12 +179,20 @@ def score_runs(tb: Testbed, preds: dict[str, list[dict[str, np.ndarray]]], secon
             avg = [np.mean(correct[x][split], axis=0) for x in (m, "weak", "ceiling")]
             _, boot = bootstrap_se(*avg)
             pg_se[key] = None if pg[key] is None or not np.isfinite(boot) else boot
-        methods.append(MethodResult(name=m, acc=SplitAcc(**acc), pgr=SplitPGR(**pg),
-                                    se=SE(acc=SplitAcc(**se), pgr=SplitPGR(**pg_se)),
-                                    seconds=round(seconds[m], 2)))
+        methods.append(
+            MethodResult(
+                name=m,
+                acc=SplitAcc(**acc),
+                pgr=SplitPGR(**pg),
+                se=SE(acc=SplitAcc(**se), pgr=SplitPGR(**pg_se)),
+                seconds=round(seconds[m], 2),
+            )
+        )
     return BaselineReport(
-        testbed=tb.name, seeds=seeds,
+        testbed=tb.name,
+        seeds=seeds,
         weak=ModelAcc(acc=SplitAcc(**w_acc), se=SE(acc=SplitAcc(**w_se))),
         ceiling=ModelAcc(acc=SplitAcc(**s_acc), se=SE(acc=SplitAcc(**s_se))),
-        methods=methods, config={"weak": weak.model_dump(), "strong": strong.model_dump()},
+        methods=methods,
+        config={"weak": weak.model_dump(), "strong": strong.model_dump()},
     )

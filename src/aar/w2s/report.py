@@ -28,11 +28,19 @@ def print_report(report: BaselineReport, console: Console) -> None:
             notes.append(f"{m.name}: {m.note}")
             continue
         pse = m.se.pgr
-        table.add_row(m.name, _fmt(m.acc.id, m.se.acc.id), _fmt(m.acc.ood, m.se.acc.ood),
-                      _fmt(m.pgr.id, pse.id if pse else None), _fmt(m.pgr.ood, pse.ood if pse else None),
-                      _fmt(m.pgr.combined, pse.combined if pse else None), f"{m.seconds:.1f}")
+        table.add_row(
+            m.name,
+            _fmt(m.acc.id, m.se.acc.id),
+            _fmt(m.acc.ood, m.se.acc.ood),
+            _fmt(m.pgr.id, pse.id if pse else None),
+            _fmt(m.pgr.ood, pse.ood if pse else None),
+            _fmt(m.pgr.combined, pse.combined if pse else None),
+            f"{m.seconds:.1f}",
+        )
     console.print(table)
     for note in notes:
         console.print(f"[dim]{note}[/dim]", highlight=False)
-    console.print(f"W = {report.weak.acc.id:.3f} / {report.weak.acc.ood:.3f} (ID / OOD), "
-                  f"S = {report.ceiling.acc.id:.3f} / {report.ceiling.acc.ood:.3f}; stored for the eval server.")
+    console.print(
+        f"W = {report.weak.acc.id:.3f} / {report.weak.acc.ood:.3f} (ID / OOD), "
+        f"S = {report.ceiling.acc.id:.3f} / {report.ceiling.acc.ood:.3f}; stored for the eval server."
+    )

@@ -16,8 +16,9 @@ def critic(ctx: ExperimentContext) -> MethodOutput:
     model = ctx.make_strong()
     train = getattr(model, "train_critic", None)
     if train is None:
-        raise MethodNotApplicable(f"critic training needs text generation: the {model.name} backend has none "
-                                  "(use a causal_lm strong model)")
+        raise MethodNotApplicable(
+            f"critic training needs text generation: the {model.name} backend has none (use a causal_lm strong model)"
+        )
     hard = (ctx.weak_labels() > 0.5).astype(float)
     train(ctx.strong_train.items, hard, seed=ctx.seed)
     return MethodOutput(ctx.predict_tests(model))

@@ -19,10 +19,10 @@ from aar.w2s.models.base import W2SModel
 from aar.w2s.models.head import Loss
 from aar.w2s.testbeds.base import Format, Item
 
-PAIRWISE_TEMPLATE = ("{prompt}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\n"
-                     "Which answer is better? Reply with A or B.")
-BINARY_TEMPLATE = ("Question:\n{prompt}\n\nProposed answer:\n{a}\n\n"
-                   "Is the proposed answer correct? Reply with True or False.")
+PAIRWISE_TEMPLATE = "{prompt}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nWhich answer is better? Reply with A or B."
+BINARY_TEMPLATE = (
+    "Question:\n{prompt}\n\nProposed answer:\n{a}\n\nIs the proposed answer correct? Reply with True or False."
+)
 LABEL_WORDS = {"pairwise": (" A", " B"), "binary": (" False", " True")}
 
 
@@ -31,10 +31,20 @@ class CausalLMModel(W2SModel):
 
     name = "causal_lm"
 
-    def __init__(self, fmt: Format, model: str = "Qwen/Qwen3-4B-Base", lora_r: int = 32, lora_alpha: int = 64,
-                 lr: float = 1e-4, epochs: int = 5, batch_size: int = 32, max_length: int = 1024,
-                 chat_template: bool | None = None, device: str | None = None,
-                 tokenizer: str | None = None) -> None:
+    def __init__(
+        self,
+        fmt: Format,
+        model: str = "Qwen/Qwen3-4B-Base",
+        lora_r: int = 32,
+        lora_alpha: int = 64,
+        lr: float = 1e-4,
+        epochs: int = 5,
+        batch_size: int = 32,
+        max_length: int = 1024,
+        chat_template: bool | None = None,
+        device: str | None = None,
+        tokenizer: str | None = None,
+    ) -> None:
         super().__init__(fmt)
         self.model_name, self.lora_r, self.lora_alpha = model, lora_r, lora_alpha
         self.lr, self.epochs, self.batch_size, self.max_length = lr, epochs, batch_size, max_length
@@ -56,7 +66,7 @@ class CausalLMModel(W2SModel):
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:
             self._tok = AutoTokenizer.from_pretrained(self.tokenizer_name)
-            self._model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=dtype).to(self.device)
+            self._model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=dtype).to(self.device)  # type: ignore[arg-type]
         except OSError as exc:
             raise ValueError(f"cannot load causal LM {self.model_name!r} (no network or local copy?): {exc}") from None
         if self._tok.pad_token is None:
@@ -73,13 +83,22 @@ class CausalLMModel(W2SModel):
         template = PAIRWISE_TEMPLATE if self.fmt == "pairwise" else BINARY_TEMPLATE
         body = template.format(prompt=item.prompt, a=item.answer_a, b=item.answer_b or "")
         if self._chat:
-            return self._tok.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
-                                                 add_generation_prompt=True) + "Answer:"
+            return (
+                self._tok.apply_chat_template(
+                    [{"role": "user", "content": body}], tokenize=False, add_generation_prompt=True
+                )
+                + "Answer:"
+            )
         return body + "\nAnswer:"
 
     def _label_logits(self, items: Sequence[Item]):  # type: ignore[no-untyped-def]
-        batch = self._tok([self.prompt_text(it) for it in items], return_tensors="pt", padding=True,
-                          truncation=True, max_length=self.max_length).to(self.device)
+        batch = self._tok(
+            [self.prompt_text(it) for it in items],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+        ).to(self.device)
         logits = self._model(**batch).logits[:, -1, :]
         return logits[:, self.label_ids].float()
 
@@ -91,8 +110,13 @@ class CausalLMModel(W2SModel):
         self._load()
         torch.manual_seed(seed)
         if not hasattr(self._model, "peft_config"):
-            config = LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=0.0,
-                                target_modules="all-linear", task_type="CAUSAL_LM")
+            config = LoraConfig(
+                r=self.lora_r,
+                lora_alpha=self.lora_alpha,
+                lora_dropout=0.0,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            )
             self._model = get_peft_model(self._model, config)
         opt = torch.optim.AdamW([p for p in self._model.parameters() if p.requires_grad], lr=self.lr)
         t = torch.tensor(np.clip(targets, 0, 1), dtype=torch.float32)

@@ -78,8 +78,13 @@ def embed_texts(spec: EncoderSpec, texts: Sequence[str], cache: ArrayCache | Non
         with torch.inference_mode(), progress_bar(f"embedding {len(unique)} texts", len(unique)) as bar:
             for start in range(0, len(order), spec.batch_size):
                 idx = order[start : start + spec.batch_size]
-                batch = tokenizer([unique[i] for i in idx], padding=True, truncation=True,
-                                  max_length=spec.max_length, return_tensors="pt")
+                batch = tokenizer(
+                    [unique[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=spec.max_length,
+                    return_tensors="pt",
+                )
                 hidden = model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
@@ -143,4 +148,3 @@ class EncoderModel(FeatureModel):
             return 1.0 / (1.0 + np.exp(-10.0 * (ca - np.median(ca))))
         cb = (ep * self.embed([it.answer_b or "" for it in items])).sum(1)
         return 1.0 / (1.0 + np.exp(-20.0 * (cb - ca)))
-

@@ -79,8 +79,9 @@ class ProbabilityHead:
         assert self.net is not None
         net = self.net
         weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
-        opt = torch.optim.LBFGS(net.parameters(), lr=1.0, max_iter=self.config.max_iter,
-                                line_search_fn="strong_wolfe", tolerance_grad=1e-6)
+        opt = torch.optim.LBFGS(
+            net.parameters(), lr=1.0, max_iter=self.config.max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-6
+        )
         penalty = 1.0 / (2.0 * self.config.C)
 
         def closure() -> torch.Tensor:

@@ -48,8 +48,9 @@ class TfidfModel(W2SModel):
         if loss != "bce":
             raise NotImplementedError("the tfidf backend supports only the bce loss")
         texts = [it.prompt for it in items] + [it.answer_a for it in items] + [it.answer_b or "" for it in items]
-        self.vectorizer = TfidfVectorizer(max_features=self.max_features, ngram_range=(1, self.ngram_max),
-                                          sublinear_tf=True).fit(texts)
+        self.vectorizer = TfidfVectorizer(
+            max_features=self.max_features, ngram_range=(1, self.ngram_max), sublinear_tf=True
+        ).fit(texts)
         x = self._features(items)
         t = np.clip(np.asarray(targets, dtype=float), 0, 1)
         w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=float)

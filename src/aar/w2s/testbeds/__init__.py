@@ -71,17 +71,56 @@ def _hf(name: str) -> Callable[[int, int | None, Settings], Testbed]:
 REGISTRY: dict[str, TestbedEntry] = {
     e.name: e
     for e in [
-        TestbedEntry("wordsense", "pairwise", "builtin", True, "WordNet word-sense choice (A/B), nouns ID, verbs+adj OOD",
-                     _wordsense("pairwise"), ENCODER_WEAK, ENCODER_STRONG),
-        TestbedEntry("wordsense-verify", "binary", "builtin", True,
-                     "WordNet word-sense verification (True/False), nouns ID, verbs+adj OOD",
-                     _wordsense("binary"), ENCODER_WEAK, ENCODER_STRONG),
-        TestbedEntry("chat-preference", "pairwise", "hf", False,
-                     "HelpSteer2/3 (ID), RM-Bench + RewardBench 2 (OOD)", _hf("chat-preference"), PAPER_WEAK, PAPER_STRONG),
-        TestbedEntry("math-verification", "binary", "hf", False, "DAPO-Math-17K (ID), AIME 2024/2025 (OOD)",
-                     _hf("math-verification"), PAPER_WEAK, PAPER_STRONG),
-        TestbedEntry("code-verification", "binary", "hf", False, "TACO easy-medium (ID), medium-hard+ (OOD)",
-                     _hf("code-verification"), PAPER_WEAK, PAPER_STRONG),
+        TestbedEntry(
+            "wordsense",
+            "pairwise",
+            "builtin",
+            True,
+            "WordNet word-sense choice (A/B), nouns ID, verbs+adj OOD",
+            _wordsense("pairwise"),
+            ENCODER_WEAK,
+            ENCODER_STRONG,
+        ),
+        TestbedEntry(
+            "wordsense-verify",
+            "binary",
+            "builtin",
+            True,
+            "WordNet word-sense verification (True/False), nouns ID, verbs+adj OOD",
+            _wordsense("binary"),
+            ENCODER_WEAK,
+            ENCODER_STRONG,
+        ),
+        TestbedEntry(
+            "chat-preference",
+            "pairwise",
+            "hf",
+            False,
+            "HelpSteer2/3 (ID), RM-Bench + RewardBench 2 (OOD)",
+            _hf("chat-preference"),
+            PAPER_WEAK,
+            PAPER_STRONG,
+        ),
+        TestbedEntry(
+            "math-verification",
+            "binary",
+            "hf",
+            False,
+            "DAPO-Math-17K (ID), AIME 2024/2025 (OOD)",
+            _hf("math-verification"),
+            PAPER_WEAK,
+            PAPER_STRONG,
+        ),
+        TestbedEntry(
+            "code-verification",
+            "binary",
+            "hf",
+            False,
+            "TACO easy-medium (ID), medium-hard+ (OOD)",
+            _hf("code-verification"),
+            PAPER_WEAK,
+            PAPER_STRONG,
+        ),
     ]
 }
 
@@ -89,19 +128,35 @@ REGISTRY: dict[str, TestbedEntry] = {
 def list_testbeds(settings: Settings | None = None) -> list[TestbedInfo]:
     """Registered testbeds plus any prepared ``jsonl`` testbeds under AAR_HOME."""
     settings = settings or get_settings()
-    rows = [TestbedInfo(name=e.name, format=e.format, source=e.source, offline=e.offline,
-                        default=e.name == DEFAULT_TESTBED, description=e.description,
-                        prepared=(public_dir(e.name, settings) / "testbed.json").exists())
-            for e in REGISTRY.values()]
+    rows = [
+        TestbedInfo(
+            name=e.name,
+            format=e.format,
+            source=e.source,
+            offline=e.offline,
+            default=e.name == DEFAULT_TESTBED,
+            description=e.description,
+            prepared=(public_dir(e.name, settings) / "testbed.json").exists(),
+        )
+        for e in REGISTRY.values()
+    ]
     if settings.testbeds_dir.exists():
         import json
 
         for meta_path in sorted(settings.testbeds_dir.glob("*/testbed.json")):
             meta = json.loads(meta_path.read_text())
             if meta.get("name") not in REGISTRY:
-                rows.append(TestbedInfo(name=meta["name"], format=meta["format"], source=meta.get("source", "jsonl"),
-                                        offline=True, default=False, prepared=True,
-                                        description=meta.get("description", "")))
+                rows.append(
+                    TestbedInfo(
+                        name=meta["name"],
+                        format=meta["format"],
+                        source=meta.get("source", "jsonl"),
+                        offline=True,
+                        default=False,
+                        prepared=True,
+                        description=meta.get("description", ""),
+                    )
+                )
     return rows
 
 
@@ -117,8 +172,9 @@ def build_testbed(name: str, seed: int = 0, max_items: int | None = None, settin
     return REGISTRY[name].build(seed, max_items, settings)
 
 
-def prepare_testbed(name: str, seed: int = 0, max_items: int | None = None,
-                    settings: Settings | None = None) -> TestbedCard:
+def prepare_testbed(
+    name: str, seed: int = 0, max_items: int | None = None, settings: Settings | None = None
+) -> TestbedCard:
     """Build a testbed, write public splits + label store, compute and save its card."""
     settings = settings or get_settings()
     tb = build_testbed(name, seed, max_items, settings)
@@ -135,5 +191,14 @@ def default_models(name: str, settings: Settings | None = None) -> tuple[ModelSp
     return ENCODER_WEAK, ENCODER_STRONG
 
 
-__all__ = ["DEFAULT_TESTBED", "REGISTRY", "Testbed", "TestbedError", "TestbedInfo", "build_testbed",
-           "default_models", "list_testbeds", "prepare_testbed"]
+__all__ = [
+    "DEFAULT_TESTBED",
+    "REGISTRY",
+    "Testbed",
+    "TestbedError",
+    "TestbedInfo",
+    "build_testbed",
+    "default_models",
+    "list_testbeds",
+    "prepare_testbed",
+]

@@ -64,8 +64,15 @@ def downsample_balance(records: list[Record], rng: np.random.Generator) -> list[
     return keep
 
 
-def assemble(name: str, fmt: Format, records: list[Record], *, seed: int = 0, meta: dict | None = None,
-             max_items: int | None = None) -> Testbed:
+def assemble(
+    name: str,
+    fmt: Format,
+    records: list[Record],
+    *,
+    seed: int = 0,
+    meta: dict | None = None,
+    max_items: int | None = None,
+) -> Testbed:
     """Balance, shuffle and split records into the four W2S splits."""
     rng = np.random.default_rng(seed)
     if not records:
@@ -96,5 +103,6 @@ def _to_split(records: list[Record], rng: np.random.Generator, max_items: int | 
     if max_items is not None:
         order = order[:max_items]
     chosen = [records[i] for i in order]
-    return Split([r.item for r in chosen], np.array([r.label for r in chosen], dtype=np.int64),
-                 [r.difficulty for r in chosen])
+    return Split(
+        [r.item for r in chosen], np.array([r.label for r in chosen], dtype=np.int64), [r.difficulty for r in chosen]
+    )

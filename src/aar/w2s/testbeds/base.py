@@ -174,14 +174,17 @@ def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, 
         difficulty = split.difficulty or ["all"] * len(split)
         rows = []
         for item, y in zip(split.items, labels, strict=True):
-            row = item.to_public(tb.format)
+            row: dict[str, object] = dict(item.to_public(tb.format))
             if name == "weak_train":
                 row["label"] = int(y)
             rows.append(row)
         _write_jsonl(pub / f"{name}.jsonl", rows)
         _write_jsonl(
             lab / f"{name}.jsonl",
-            ({"id": it.id, "label": int(y), "difficulty": d} for it, y, d in zip(split.items, labels, difficulty)),
+            (
+                {"id": it.id, "label": int(y), "difficulty": d}
+                for it, y, d in zip(split.items, labels, difficulty, strict=True)
+            ),
         )
     meta = {"schema_version": SCHEMA_VERSION, "name": tb.name, "format": tb.format, **tb.meta}
     (pub / "testbed.json").write_text(json.dumps(meta, indent=2))

@@ -48,20 +48,42 @@ class TestbedCard(BaseModel):
     baseline_note: str | None = None
 
     def to_markdown(self) -> str:
-        lines = [f"# Testbed card: {self.name}", "", f"{self.description}", "",
-                 f"- format: {self.format}; source: {self.source}", ""]
+        lines = [
+            f"# Testbed card: {self.name}",
+            "",
+            f"{self.description}",
+            "",
+            f"- format: {self.format}; source: {self.source}",
+            "",
+        ]
         lines += ["## Splits", "", "| split | items | label 1 share |", "|---|---|---|"]
         lines += [f"| {s} | {n} | {self.label_balance.get(s, float('nan')):.3f} |" for s, n in self.counts.items()]
-        lines += ["", "## Label balance by difficulty", "", "| split | difficulty | items | label 1 share |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Label balance by difficulty",
+            "",
+            "| split | difficulty | items | label 1 share |",
+            "|---|---|---|---|",
+        ]
         for split, levels in self.balance_by_difficulty.items():
             lines += [f"| {split} | {lv} | {int(v['n'])} | {v['frac_pos']:.3f} |" for lv, v in levels.items()]
-        lines += ["", f"## Shortcut checks (accuracy of trivial rules; limit {SHORTCUT_LIMIT})", "",
-                  "| rule | " + " | ".join(SPLITS) + " |", "|---" * (len(SPLITS) + 1) + "|"]
+        lines += [
+            "",
+            f"## Shortcut checks (accuracy of trivial rules; limit {SHORTCUT_LIMIT})",
+            "",
+            "| rule | " + " | ".join(SPLITS) + " |",
+            "|---" * (len(SPLITS) + 1) + "|",
+        ]
         for rule, by_split in self.shortcuts.items():
             lines.append(f"| {rule} | " + " | ".join(f"{by_split.get(s, float('nan')):.3f}" for s in SPLITS) + " |")
         if self.criteria:
-            lines += ["", "## Measured criteria", "", "| criterion | value | SE | target | met |", "|---|---|---|---|---|"]
+            lines += [
+                "",
+                "## Measured criteria",
+                "",
+                "| criterion | value | SE | target | met |",
+                "|---|---|---|---|---|",
+            ]
             for c in self.criteria:
                 value = "n/a" if c.value is None else f"{c.value:.3f}"
                 se = "" if c.se is None else f"{c.se:.3f}"
@@ -93,6 +115,7 @@ def shortcut_checks(fmt: str, split: Split) -> dict[str, float]:
     y = split.require_labels()
     items = split.items
     if fmt == "pairwise":
+
         def prefer_b(score_a: np.ndarray, score_b: np.ndarray) -> np.ndarray:
             return np.where(score_b > score_a, 1.0, np.where(score_b < score_a, 0.0, 0.5))
 
@@ -100,18 +123,22 @@ def shortcut_checks(fmt: str, split: Split) -> dict[str, float]:
         lb = np.array([len(it.answer_b or "") for it in items])
         oa = np.array([_overlap(it.prompt, it.answer_a) for it in items])
         ob = np.array([_overlap(it.prompt, it.answer_b or "") for it in items])
-        return {"answer length": _rule_accuracy(prefer_b(la, lb), y),
-                "position (always B)": _rule_accuracy(np.ones(len(y)), y),
-                "lexical overlap": _rule_accuracy(prefer_b(oa, ob), y)}
+        return {
+            "answer length": _rule_accuracy(prefer_b(la, lb), y),
+            "position (always B)": _rule_accuracy(np.ones(len(y)), y),
+            "lexical overlap": _rule_accuracy(prefer_b(oa, ob), y),
+        }
 
     def above_median(score: np.ndarray) -> np.ndarray:
         return np.where(score > np.median(score), 1.0, np.where(score < np.median(score), 0.0, 0.5))
 
     length = np.array([len(it.answer_a) for it in items], dtype=float)
     overlap = np.array([_overlap(it.prompt, it.answer_a) for it in items])
-    return {"answer length": _rule_accuracy(above_median(length), y),
-            "label prior (always True)": _rule_accuracy(np.ones(len(y)), y),
-            "lexical overlap": _rule_accuracy(above_median(overlap), y)}
+    return {
+        "answer length": _rule_accuracy(above_median(length), y),
+        "label prior (always True)": _rule_accuracy(np.ones(len(y)), y),
+        "lexical overlap": _rule_accuracy(above_median(overlap), y),
+    }
 
 
 def build_card(tb: Testbed) -> TestbedCard:
@@ -129,10 +156,17 @@ def build_card(tb: Testbed) -> TestbedCard:
         by_level[name] = {lv: {"n": float(len(v)), "frac_pos": float(np.mean(v))} for lv, v in sorted(levels.items())}
         for rule, acc in shortcut_checks(tb.format, split).items():
             shortcuts[rule][name] = acc
-    return TestbedCard(name=tb.name, format=tb.format, source=str(tb.meta.get("source", "builtin")),
-                       description=str(tb.meta.get("description", "")),
-                       construction=str(tb.meta.get("construction", "")), counts=counts, label_balance=balance,
-                       balance_by_difficulty=by_level, shortcuts=dict(shortcuts))
+    return TestbedCard(
+        name=tb.name,
+        format=tb.format,
+        source=str(tb.meta.get("source", "builtin")),
+        description=str(tb.meta.get("description", "")),
+        construction=str(tb.meta.get("construction", "")),
+        counts=counts,
+        label_balance=balance,
+        balance_by_difficulty=by_level,
+        shortcuts=dict(shortcuts),
+    )
 
 
 def save_card(card: TestbedCard, settings: Settings | None = None) -> None:

@@ -23,17 +23,34 @@ def evaluate_criteria(report: BaselineReport, shortcuts: dict[str, dict[str, flo
         w, s = getattr(report.weak.acc, key), getattr(report.ceiling.acc, key)
         w_se, s_se = getattr(report.weak.se.acc, key), getattr(report.ceiling.se.acc, key)
         out.append(Criterion(name=f"weak accuracy ({key})", value=w, se=w_se, target=">= 0.55", passed=w >= 0.55))
-        out.append(Criterion(name=f"ceiling - weak ({key})", value=s - w, se=(w_se**2 + s_se**2) ** 0.5,
-                             target=">= 0.10", passed=s - w >= 0.10))
+        out.append(
+            Criterion(
+                name=f"ceiling - weak ({key})",
+                value=s - w,
+                se=(w_se**2 + s_se**2) ** 0.5,
+                target=">= 0.10",
+                passed=s - w >= 0.10,
+            )
+        )
         for name, target, lo, hi in (("vanilla", "0.05..0.5", 0.05, 0.5), ("ue_zeroshot", "<= 0.6", -1e9, 0.6)):
             m = _method(report, name)
             value = None if m is None else getattr(m.pgr, key)
             se = None if m is None or m.se.pgr is None else getattr(m.se.pgr, key)
-            out.append(Criterion(name=f"{name} PGR ({key})", value=value, se=se, target=target,
-                                 passed=value is not None and lo <= value <= hi))
+            out.append(
+                Criterion(
+                    name=f"{name} PGR ({key})",
+                    value=value,
+                    se=se,
+                    target=target,
+                    passed=value is not None and lo <= value <= hi,
+                )
+            )
     worst = max(v for by_split in shortcuts.values() for v in by_split.values())
-    out.append(Criterion(name="worst shortcut accuracy", value=worst, target=f"<= {SHORTCUT_LIMIT}",
-                         passed=worst <= SHORTCUT_LIMIT))
+    out.append(
+        Criterion(
+            name="worst shortcut accuracy", value=worst, target=f"<= {SHORTCUT_LIMIT}", passed=worst <= SHORTCUT_LIMIT
+        )
+    )
     return out
 
 
@@ -42,8 +59,10 @@ def record_criteria(report: BaselineReport, settings: Settings) -> list[Criterio
     card = load_card(report.testbed, settings)
     card.criteria = evaluate_criteria(report, card.shortcuts)
     failed = [c.name for c in card.criteria if not c.passed]
-    card.baseline_note = (f"Measured over {report.seeds} seeds (SE over seeds for accuracy, bootstrap over "
-                          f"items for PGR) with weak={report.config['weak']} strong={report.config['strong']}. "
-                          + ("All criteria met." if not failed else "Criteria NOT met: " + "; ".join(failed) + "."))
+    card.baseline_note = (
+        f"Measured over {report.seeds} seeds (SE over seeds for accuracy, bootstrap over "
+        f"items for PGR) with weak={report.config['weak']} strong={report.config['strong']}. "
+        + ("All criteria met." if not failed else "Criteria NOT met: " + "; ".join(failed) + ".")
+    )
     save_card(card, settings)
     return card.criteria

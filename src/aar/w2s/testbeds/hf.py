@@ -30,7 +30,7 @@ from aar.w2s.testbeds.base import Item, Testbed, TestbedError
 class HFSource:
     path: str
     split: str
-    convert: Callable[[Iterable[dict], np.random.Generator], Iterator[Record]]
+    convert: Callable[..., Iterator[Record]]
     group: str
     config: str | None = None
     data_dir: str | None = None
@@ -77,8 +77,9 @@ def helpsteer3(rows: Iterable[dict], rng: np.random.Generator, group: str = "id"
     for r in rows:
         s = int(r["overall_preference"])
         if s != 0:
-            yield _pref(_messages_text(r["context"]), r["response1"], r["response2"], s > 0,
-                        f"strength {abs(s)}", group, "hs3")
+            yield _pref(
+                _messages_text(r["context"]), r["response1"], r["response2"], s > 0, f"strength {abs(s)}", group, "hs3"
+            )
 
 
 def chosen_rejected(tag: str, difficulty_field: str) -> Callable[..., Iterator[Record]]:
@@ -104,7 +105,9 @@ def _wrong_answer(answer: str, rng: np.random.Generator) -> str:
     return str(value + delta)
 
 
-def math_answers(question_field: str, answer_getter: Callable[[dict], str], tag: str) -> Callable[..., Iterator[Record]]:
+def math_answers(
+    question_field: str, answer_getter: Callable[[dict], str], tag: str
+) -> Callable[..., Iterator[Record]]:
     """Math problems with a reference answer; each problem yields a true or a perturbed candidate."""
 
     def convert(rows: Iterable[dict], rng: np.random.Generator, group: str = "id") -> Iterator[Record]:
@@ -113,8 +116,12 @@ def math_answers(question_field: str, answer_getter: Callable[[dict], str], tag:
             answer = str(answer_getter(r))
             correct = bool(rng.integers(2))
             candidate = answer if correct else _wrong_answer(answer, rng)
-            yield Record(Item(stable_id(tag, question, candidate), question, candidate), int(correct),
-                         str(r.get("level", "all")), group)
+            yield Record(
+                Item(stable_id(tag, question, candidate), question, candidate),
+                int(correct),
+                str(r.get("level", "all")),
+                group,
+            )
 
     return convert
 
@@ -154,21 +161,32 @@ def _dapo_answer(r: dict) -> str:
 
 
 HF_TESTBEDS: dict[str, tuple[str, list[HFSource]]] = {
-    "chat-preference": ("pairwise", [
-        HFSource("nvidia/HelpSteer2", "train", helpsteer2, "id", data_dir="preference"),
-        HFSource("nvidia/HelpSteer3", "train", helpsteer3, "id", config="preference"),
-        HFSource("THU-KEG/RM-Bench", "train", chosen_rejected("rmb", "domain"), "ood"),
-        HFSource("allenai/reward-bench-2", "test", chosen_rejected("rb2", "subset"), "ood"),
-    ]),
-    "math-verification": ("binary", [
-        HFSource("BytedTsinghua-SIA/DAPO-Math-17k", "train", math_answers("prompt", _dapo_answer, "dapo"), "id"),
-        HFSource("HuggingFaceH4/aime_2024", "train", math_answers("problem", lambda r: r["answer"], "aime24"), "ood"),
-        HFSource("yentinglin/aime_2025", "train", math_answers("problem", lambda r: r["answer"], "aime25"), "ood"),
-    ]),
-    "code-verification": ("binary", [
-        HFSource("BAAI/TACO", "train", _taco_filter(TACO_ID, "id"), "id"),
-        HFSource("BAAI/TACO", "train", _taco_filter({"MEDIUM_HARD", "HARD", "VERY_HARD"}, "ood"), "ood"),
-    ]),
+    "chat-preference": (
+        "pairwise",
+        [
+            HFSource("nvidia/HelpSteer2", "train", helpsteer2, "id", data_dir="preference"),
+            HFSource("nvidia/HelpSteer3", "train", helpsteer3, "id", config="preference"),
+            HFSource("THU-KEG/RM-Bench", "train", chosen_rejected("rmb", "domain"), "ood"),
+            HFSource("allenai/reward-bench-2", "test", chosen_rejected("rb2", "subset"), "ood"),
+        ],
+    ),
+    "math-verification": (
+        "binary",
+        [
+            HFSource("BytedTsinghua-SIA/DAPO-Math-17k", "train", math_answers("prompt", _dapo_answer, "dapo"), "id"),
+            HFSource(
+                "HuggingFaceH4/aime_2024", "train", math_answers("problem", lambda r: r["answer"], "aime24"), "ood"
+            ),
+            HFSource("yentinglin/aime_2025", "train", math_answers("problem", lambda r: r["answer"], "aime25"), "ood"),
+        ],
+    ),
+    "code-verification": (
+        "binary",
+        [
+            HFSource("BAAI/TACO", "train", _taco_filter(TACO_ID, "id"), "id"),
+            HFSource("BAAI/TACO", "train", _taco_filter({"MEDIUM_HARD", "HARD", "VERY_HARD"}, "ood"), "ood"),
+        ],
+    ),
 }
 
 

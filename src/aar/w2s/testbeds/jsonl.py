@@ -77,8 +77,9 @@ def load_jsonl_testbed(path: Path, name: str | None = None, seed: int = 0, max_i
         splits = {}
         for split in SPLITS:
             recs = [r for r, s in parsed if s == split]
-            splits[split] = Split([r.item for r in recs], np.array([r.label for r in recs], dtype=np.int64),
-                                  [r.difficulty for r in recs])
+            splits[split] = Split(
+                [r.item for r in recs], np.array([r.label for r in recs], dtype=np.int64), [r.difficulty for r in recs]
+            )
         tb = Testbed(name, fmt, splits, meta)
         tb.validate()
         return tb

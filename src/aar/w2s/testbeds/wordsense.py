@@ -71,16 +71,29 @@ def collect_cases(pos: str, rng: np.random.Generator, root: Path | None = None) 
             if not examples:
                 continue
             n = len(true.definition)
-            others = [synsets[o].definition for o in offsets if o != off
-                      and abs(len(synsets[o].definition) - n) <= LENGTH_TOLERANCE * n
-                      and synsets[o].definition != true.definition]
+            others = [
+                synsets[o].definition
+                for o in offsets
+                if o != off
+                and abs(len(synsets[o].definition) - n) <= LENGTH_TOLERANCE * n
+                and synsets[o].definition != true.definition
+            ]
             if not others:
                 continue
             for context in examples[:MAX_EXAMPLES_PER_SENSE]:
                 seen.add((word, context))
                 uid = hashlib.sha256(f"{pos}|{word}|{off}|{context}".encode()).hexdigest()[:12]
-                cases.append(SenseCase(f"ws-{uid}", pos, word, context, true.definition,
-                                       others[int(rng.integers(len(others)))], len(offsets)))
+                cases.append(
+                    SenseCase(
+                        f"ws-{uid}",
+                        pos,
+                        word,
+                        context,
+                        true.definition,
+                        others[int(rng.integers(len(others)))],
+                        len(offsets),
+                    )
+                )
     return cases
 
 
@@ -127,8 +140,9 @@ def to_split(cases: list[SenseCase], fmt: Format, rng: np.random.Generator) -> S
     return Split([items[i] for i in order], np.array(labels)[order], [levels[i] for i in order])
 
 
-def build_wordsense(fmt: Format, seed: int = 0, cache_dir: Path | None = None, name: str | None = None,
-                    max_cases: int | None = None) -> Testbed:
+def build_wordsense(
+    fmt: Format, seed: int = 0, cache_dir: Path | None = None, name: str | None = None, max_cases: int | None = None
+) -> Testbed:
     """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification).
 
     ``max_cases`` caps the candidate pool per group (ID, OOD) before filtering, for quick small builds.

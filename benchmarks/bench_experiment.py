@@ -1,0 +1,57 @@
+"""Cold and warm wall time of one vanilla W2S experiment on the default testbed (2-core CPU targets:
+cold prepare <= 10 min, warm experiment <= 30 s).
+
+Cold = prepare the testbed from WordNet in an empty AAR_HOME (embedding everything once) and run
+one vanilla experiment; warm = the same experiment again with features cached.
+
+    .venv/bin/python benchmarks/bench_experiment.py [--home DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("AAR_QUIET", "1")
+
+
+def one_experiment(settings) -> float:  # type: ignore[no-untyped-def]
+    from aar.w2s.experiment import make_context, run_method
+    from aar.w2s.scoring import accuracy
+    from aar.w2s.testbeds import DEFAULT_TESTBED, default_models
+    from aar.w2s.testbeds.base import load_testbed
+
+    tb = load_testbed(DEFAULT_TESTBED, with_labels=True, settings=settings)
+    weak, strong = default_models(DEFAULT_TESTBED)
+    ctx = make_context(tb.public_view(), weak, strong, 0, settings)
+    out = run_method("vanilla", ctx)
+    return accuracy(out.test_probs["test_id"], tb["test_id"].require_labels())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=None, help="AAR_HOME to use (default: a fresh temp dir)")
+    args = parser.parse_args()
+    from aar.config import Settings
+    from aar.w2s.testbeds import DEFAULT_TESTBED, prepare_testbed
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="aar-bench-"))
+    settings = Settings(home=home)
+    t0 = time.perf_counter()
+    prepare_testbed(DEFAULT_TESTBED, settings=settings)
+    t_prepare = time.perf_counter() - t0
+    acc_cold = one_experiment(settings)
+    t_cold = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    acc_warm = one_experiment(settings)
+    t_warm = time.perf_counter() - t1
+    print(f"testbed prepare (cold):       {t_prepare:7.1f} s")
+    print(f"prepare + vanilla (cold):     {t_cold:7.1f} s   (target <= 600 s)   acc_id={acc_cold:.3f}")
+    print(f"vanilla experiment (warm):    {t_warm:7.1f} s   (target <= 30 s)    acc_id={acc_warm:.3f}")
+
+
+if __name__ == "__main__":
+    main()
