@@ -110,3 +110,18 @@ def test_pgr_is_null_with_a_reason_without_a_gap_or_baselines(live: LiveEval) ->
         rel = r.json()["released"]
         assert rel["acc"]["combined"] is not None
         assert rel["pgr"]["combined"] is None and reason in rel["pgr_reason"]["combined"]
+
+
+def test_thresholdout_over_http(live: LiveEval) -> None:
+    tb = live.testbed
+    live.set_team("ref-thr", mechanism="thresholdout", thresholdout={"budget": 3})
+    client = live.client("t", "ref-thr")
+    preds = random_predictions(tb, np.random.default_rng(8))
+    first = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()
+    assert first["mechanism"] == "thresholdout" and first["released"]["improved"] is True
+    assert first["released"]["info"]["budget_left"] == 2
+    again = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()
+    if not again["released"]["improved"]:  # usually: no change, the last released value comes back
+        assert again["released"]["acc"] == first["released"]["acc"]
+    info = {t["name"]: t for t in client.get("/v1/testbeds").json()}
+    assert info[tb.name]["n_items"] == len(tb.test_ids) and info[tb.name]["mechanism"] == "thresholdout"

@@ -14,6 +14,7 @@ import logging
 import re
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,7 @@ class TestbedLabels:
     ceiling_correct: np.ndarray | None = None
     weak_hard: np.ndarray | None = None
     baseline_problem: str | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -30,7 +30,7 @@ from aar.evalserver.guard import EXACT_WARNING, ScopeState, mechanism_for
 from aar.evalserver.labels import TestbedLabels, load_labels
 from aar.evalserver.models import Flag, Released, SubmissionList, SubmissionOut, TestbedInfo
 from aar.evalserver.scoring import item_correctness, references, score
-from aar.evalserver.store import StaleState, Store, Writer, dumps, row_hash
+from aar.evalserver.store import StaleState, Store, Writer, row_hash
 from aar.evalserver.validate import Invalid, parse_submission, predictions_vector
 from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError
 
@@ -218,11 +218,10 @@ class EvalService:
             "id": sub_id, "created_at": now, "team": team, "worker_id": worker, "testbed": testbed,
             "mechanism": mech.name, "pred_hash": pred_hash(testbed, probs), "n_items": tl.n, **extra,
             "public_acc": float(true_public.acc.combined or 0.0),
-            "true_public": dumps(true_public.model_dump(mode="json")),
-            "released": dumps(released.model_dump(mode="json")),
-            "team_released": dumps(team_rel.model_dump(mode="json")),
-            "flags": dumps([f.model_dump(mode="json") for f in flags]), "detect": dumps(info),
-            "state": dumps({"worker": new_w.to_json(), "team": new_t.to_json()}),
+            "true_public": true_public.model_dump_json(), "released": released.model_dump_json(),
+            "team_released": team_rel.model_dump_json(),
+            "flags": json.dumps([f.model_dump(mode="json") for f in flags]), "detect": json.dumps(info),
+            "state": json.dumps({"worker": new_w.to_json(), "team": new_t.to_json()}),
             "prev_hash": self._prev_hash,
         }
         row["row_hash"] = row_hash(row)
@@ -234,9 +233,15 @@ class EvalService:
         out = SubmissionOut(id=sub_id, created_at=datetime.fromtimestamp(now, UTC), team=team,
                             worker_id=worker, testbed=testbed, mechanism=mech.name,
                             pred_hash=row["pred_hash"], **extra, released=released, team_best=team_rel,
-                            baselines=references(tl, "public"),
+                            baselines=self._public_refs(tl),
                             flags=flags, warning=warning)
         return out, row
+
+    @staticmethod
+    def _public_refs(tl: TestbedLabels) -> Any:
+        if "public_refs" not in tl.cache:
+            tl.cache["public_refs"] = references(tl, "public")
+        return tl.cache["public_refs"]
 
     # ------------------------------------------------------------------ reading back
     def submission_out(self, row: Any) -> SubmissionOut:
