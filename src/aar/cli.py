@@ -195,17 +195,19 @@ def serve(
 
 @token_app.command("create")
 def token_create(
-    worker: Annotated[str, typer.Argument(help="Worker id (or an admin's name).")],
+    worker: Annotated[str, typer.Option(help="Worker id (or an admin's name).")],
     team: Annotated[str, typer.Option(help="Team of the worker.")] = "default",
-    admin: Annotated[bool, typer.Option("--admin",
-                                        help="An admin token (audit, finalize, team config).")] = False,
+    role: Annotated[str, typer.Option(help="worker, or admin (audit, finalize, team config).")] = "worker",
+    admin: Annotated[bool, typer.Option("--admin", help="Same as --role admin.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (the only time it is shown; it is stored hashed)."""
     from aar.config import get_settings
     from aar.evalserver.admin import create_token
 
-    info = create_token(get_settings(), worker, team, admin)
+    if role not in ("worker", "admin"):
+        raise UserError(f"--role must be worker or admin, not {role!r}")
+    info = create_token(get_settings(), worker, team, admin or role == "admin")
     if as_json:
         emit_json(info)
     else:
@@ -213,8 +215,7 @@ def token_create(
 
 
 @token_app.command("revoke")
-def token_revoke(worker: Annotated[str, typer.Argument(help="Worker id.")],
-                 as_json: JsonFlag = False) -> None:
+def token_revoke(worker: Annotated[str, typer.Option(help="Worker id.")], as_json: JsonFlag = False) -> None:
     """Revoke every token of a worker."""
     from aar.config import get_settings
     from aar.evalserver.admin import revoke_tokens

@@ -30,13 +30,13 @@ def cli(live: LiveEval, *args: str) -> str:
 
 def test_token_create_and_revoke(make_live) -> None:  # type: ignore[no-untyped-def]
     live: LiveEval = make_live()
-    token = cli(live, "token", "create", "w9", "--team", "cli").strip()
+    token = cli(live, "token", "create", "--worker", "w9", "--team", "cli").strip()
     assert token.startswith("aar_") and "\n" not in token
-    info = json.loads(cli(live, "token", "create", "boss", "--admin", "--json"))
+    info = json.loads(cli(live, "token", "create", "--worker", "boss", "--role", "admin", "--json"))
     assert info["role"] == "admin" and info["token"].startswith("aar_")
     with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {token}"}) as c:
         assert c.get("/v1/whoami").json() == {"worker_id": "w9", "team": "cli", "role": "worker"}
-    assert json.loads(cli(live, "token", "revoke", "w9", "--json"))["revoked"] == 1
+    assert json.loads(cli(live, "token", "revoke", "--worker", "w9", "--json"))["revoked"] == 1
     assert live.tokens.verify(token) is None
 
 

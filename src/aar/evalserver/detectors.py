@@ -35,21 +35,36 @@ class Entry:
 
 
 class History:
-    """The last ``window`` prediction vectors of a team on one testbed (a ring buffer)."""
+    """The last ``window`` prediction vectors of a team on one testbed (a ring buffer).
+
+    Hard labels are kept as two packed bit planes (label 1, label 0; neither means exactly 0.5) so that
+    counting changed items against the whole window is a popcount.
+    """
 
     def __init__(self, n: int, window: int) -> None:
         self.window = window
+        nb = (n + 7) // 8
         self.probs = np.zeros((window, n), dtype=np.float64)
-        self.cls = np.zeros((window, n), dtype=np.int8)
-        self.entries: list[Entry | None] = [None] * window
+        self.pos = np.zeros((window, nb), dtype=np.uint8)
+        self.neg = np.zeros((window, nb), dtype=np.uint8)
+        self.worker = np.full(window, -1, dtype=np.int64)
+        self.random_edit = np.zeros(window, dtype=bool)
+        self.ids: list[str] = [""] * window
+        self._codes: dict[str, int] = {}
         self.count = 0
         self.head = 0
 
+    def code(self, worker_id: str) -> int:
+        return self._codes.setdefault(worker_id, len(self._codes))
+
     def add(self, entry: Entry, probs: np.ndarray) -> None:
-        self.probs[self.head] = probs
-        self.cls[self.head] = hard_class(probs)
-        self.entries[self.head] = entry
-        self.head = (self.head + 1) % self.window
+        h = self.head
+        self.probs[h] = probs
+        self.pos[h], self.neg[h] = np.packbits(probs > 0.5), np.packbits(probs < 0.5)
+        self.worker[h] = self.code(entry.worker_id)
+        self.random_edit[h] = entry.random_edit
+        self.ids[h] = entry.id
+        self.head = (h + 1) % self.window
         self.count = min(self.count + 1, self.window)
 
 
@@ -67,7 +82,7 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     info: dict[str, Any] = {"random_edit": False, "near_random": False}
 
     if weak_hard is not None:
-        agree = float(np.mean(cls == weak_hard))
+        agree = np.count_nonzero(cls == weak_hard) / n
         if abs(agree - 0.5) <= cfg.boosting_z * 0.5 / math.sqrt(n):
             info["near_random"] = True
             flags.append(Flag(kind="boosting", scope="worker",
@@ -76,18 +91,17 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     k = hist.count
     if k == 0:
         return flags, info
-    entries = [e for e in hist.entries[:k] if e is not None]
-    changed = np.count_nonzero(hist.cls[:k] != cls, axis=1)
-    own = np.array([e.worker_id == worker_id for e in entries])
+    pos, neg = np.packbits(probs > 0.5), np.packbits(probs < 0.5)
+    changed = np.bitwise_count((hist.pos[:k] ^ pos) | (hist.neg[:k] ^ neg)).sum(axis=1, dtype=np.int64)
+    own = hist.worker[:k] == hist.code(worker_id)
     j = int(np.lexsort((~own, changed))[0])  # fewest changed items; own submissions first on ties
-    base, n_changed = entries[j], int(changed[j])
-    moved = np.abs(hist.probs[j] - probs) > 1e-12
-    touched = int(np.count_nonzero(moved))
+    base_id, n_changed = hist.ids[j], int(changed[j])
+    touched = int(np.count_nonzero(np.abs(hist.probs[j] - probs) > 1e-12))
     is_edit = 0 < touched <= cfg.edit_max_fraction * n
-    scope: Literal["worker", "team"] = "worker" if base.worker_id == worker_id else "team"
-    against = base.id if scope == "worker" else None
+    scope: Literal["worker", "team"] = "worker" if own[j] else "team"
+    against = base_id if scope == "worker" else None
     who = "your earlier submission" if scope == "worker" else "a teammate's earlier submission"
-    info.update(nearest=base.id, changed=n_changed, touched=touched)
+    info.update(nearest=base_id, changed=n_changed, touched=touched)
 
     if is_edit and 1 <= n_changed <= cfg.probe_max_items:
         flags.append(Flag(kind="label_probing", scope=scope, against=against,
@@ -95,7 +109,7 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     elif is_edit and n_changed > cfg.probe_max_items:
         conf = np.abs(hist.probs[j] - 0.5)
         least = np.argpartition(conf, n_changed - 1)[:n_changed] if n_changed < n else np.arange(n)
-        flipped = hist.cls[j] != cls
+        flipped = hard_class(hist.probs[j]) != cls
         overlap = np.count_nonzero(flipped[least]) / n_changed
         if overlap >= cfg.least_confident_overlap:
             flags.append(Flag(kind="label_probing", scope=scope, against=against,
@@ -103,8 +117,8 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
                                      "least-confident items"))
         else:
             info["random_edit"] = True
-            info["edit_of"] = base.id
-            edits = 1 + sum(1 for e in entries if e.worker_id == worker_id and e.random_edit)
+            info["edit_of"] = base_id
+            edits = 1 + int(np.count_nonzero(own & hist.random_edit[:k]))
             if edits >= cfg.boosting_edit_count:
                 flags.append(Flag(kind="boosting", scope="worker",
                                   detail=f"{edits} submissions of this worker are scattered edits of "

@@ -1,4 +1,5 @@
 """Model backends: ``tfidf`` (weak, sklearn), ``encoder`` (frozen MiniLM features + head),
+``encoder_finetune`` (MiniLM cross-encoder, full or partial fine-tuning),
 ``causal_lm`` (transformers + LoRA). ``build_model`` turns a ``ModelSpec`` into a fresh model."""
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def build_model(spec: ModelSpec, fmt: Format, cache_dir: Path | None = None) -> 
 
         model: W2SModel = TfidfModel(fmt, **opts)
         return model
+    if spec.backend == "encoder_finetune":
+        from aar.w2s.models.finetune import EncoderFinetuneModel
+
+        return EncoderFinetuneModel(fmt, cache_dir=cache_dir, **opts)
     if spec.backend == "causal_lm":
         from aar.w2s.models.causal_lm import CausalLMModel
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Backend = Literal["tfidf", "encoder", "causal_lm"]
+Backend = Literal["tfidf", "encoder", "encoder_finetune", "causal_lm"]
 
 
 class ModelSpec(BaseModel):
