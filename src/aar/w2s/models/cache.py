@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,15 @@ class ArrayCache:
                     os.rename(tmp, entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def entries(self, namespace: str) -> Iterator[tuple[np.ndarray, dict]]:
+        """Every complete entry of a namespace as (array, meta); unfinished entries are skipped."""
+        base = self.root / namespace
+        if not base.exists():
+            return
+        for marker in sorted(base.glob(f"*/*/{MARKER}")):
+            entry = marker.parent
+            yield np.load(entry / "array.npy", allow_pickle=False), json.loads((entry / "meta.json").read_text())
 
     def get_or_compute(
         self, namespace: str, key: str, compute: Callable[[], np.ndarray], meta: dict | None = None

@@ -64,38 +64,57 @@ class EncoderSpec:
         return {"name": self.name, "layers": self.layers, "max_length": self.max_length, "pool": "mean-norm"}
 
 
+def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings of ``texts`` (batched by length)."""
+    import torch
+
+    tokenizer, model = _load(resolve_model_path(spec.name), spec.layers)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode(), progress_bar(f"embedding {len(texts)} texts", len(texts)) as bar:
+        for start in range(0, len(order), spec.batch_size):
+            idx = order[start : start + spec.batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt"
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            bar.advance(len(idx))
+    return out
+
+
+_TABLES: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
 def embed_texts(spec: EncoderSpec, texts: Sequence[str], cache: ArrayCache | None = None) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings, one row per text (cached by model + texts hash)."""
-    unique = sorted(set(texts))
-    key = content_key("embed", spec.cache_id(), unique)
+    """Embeddings, one row per text, cached per text: only texts never embedded before are encoded.
 
-    def compute() -> np.ndarray:
-        import torch
-
-        tokenizer, model = _load(resolve_model_path(spec.name), spec.layers)
-        order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-        out = np.zeros((len(unique), model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode(), progress_bar(f"embedding {len(unique)} texts", len(unique)) as bar:
-            for start in range(0, len(order), spec.batch_size):
-                idx = order[start : start + spec.batch_size]
-                batch = tokenizer(
-                    [unique[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=spec.max_length,
-                    return_tensors="pt",
-                )
-                hidden = model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[idx] = pooled.numpy()
-                bar.advance(len(idx))
-        return out
-
-    matrix = compute() if cache is None else cache.get_or_compute("embeddings", key, compute, spec.cache_id())
-    row = {t: i for i, t in enumerate(unique)}
-    return matrix[[row[t] for t in texts]]
+    The cache holds immutable batches (content-addressed by model config + texts); a process loads
+    them once into an in-memory table and appends a new batch for whatever is missing.
+    """
+    if cache is None:
+        unique = sorted(set(texts))
+        matrix = _encode(spec, unique)
+        row = {t: i for i, t in enumerate(unique)}
+        return matrix[[row[t] for t in texts]]
+    namespace = "embeddings/" + content_key(spec.cache_id())[:16]
+    table_key = (str(cache.root.resolve()), namespace)
+    if table_key not in _TABLES:
+        table: dict[str, np.ndarray] = {}
+        for array, meta in cache.entries(namespace):
+            table.update(zip(meta["texts"], array, strict=True))
+        _TABLES[table_key] = table
+    table = _TABLES[table_key]
+    missing = sorted(set(texts) - table.keys())
+    if missing:
+        array = _encode(spec, missing)
+        cache.put(namespace, content_key(missing), array, {"texts": missing, **spec.cache_id()})
+        table.update(zip(missing, array, strict=True))
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([table[t] for t in texts])
 
 
 class EncoderModel(FeatureModel):

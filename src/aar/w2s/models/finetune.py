@@ -36,12 +36,30 @@ class EncoderFinetuneModel(W2SModel):
 
     name = "encoder_finetune"
 
-    def __init__(self, fmt: Format, model: str = DEFAULT_ENCODER, layers: int | None = None,
-                 trainable_layers: int | None = None, lr: float = 3e-5, epochs: int = 2, batch_size: int = 16,
-                 max_length: int = 96, cache_dir: Path | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        fmt: Format,
+        model: str = DEFAULT_ENCODER,
+        layers: int | None = None,
+        trainable_layers: int | None = None,
+        lr: float = 3e-5,
+        epochs: int = 2,
+        batch_size: int = 16,
+        max_length: int = 96,
+        cache_dir: Path | None = None,
+        device: str | None = None,
+    ) -> None:
         super().__init__(fmt)
-        self.config = {"model": model, "layers": layers, "trainable_layers": trainable_layers, "lr": lr,
-                       "epochs": epochs, "batch_size": batch_size, "max_length": max_length, "fmt": fmt}
+        self.config = {
+            "model": model,
+            "layers": layers,
+            "trainable_layers": trainable_layers,
+            "lr": lr,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "fmt": fmt,
+        }
         self.cache = ArrayCache(cache_dir) if cache_dir else None
         self.device = device
         self._train: tuple[Sequence[Item], np.ndarray, np.ndarray | None, Loss, int] | None = None
@@ -74,8 +92,14 @@ class EncoderFinetuneModel(W2SModel):
         self._net.to(self.device)
 
     def _scores(self, prompts: Sequence[str], answers: Sequence[str]):  # type: ignore[no-untyped-def]
-        batch = self._tok(list(prompts), list(answers), padding=True, truncation=True,
-                          max_length=self.config["max_length"], return_tensors="pt").to(self.device)
+        batch = self._tok(
+            list(prompts),
+            list(answers),
+            padding=True,
+            truncation=True,
+            max_length=self.config["max_length"],
+            return_tensors="pt",
+        ).to(self.device)
         hidden = self._net["encoder"](**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
@@ -92,8 +116,15 @@ class EncoderFinetuneModel(W2SModel):
     def fit(self, items, targets, *, weights=None, loss: Loss = "bce", seed=0):  # type: ignore[no-untyped-def]
         targets = np.clip(np.asarray(targets, dtype=float), 0, 1)
         self._train = (list(items), targets, None if weights is None else np.asarray(weights, float), loss, seed)
-        self._fit_key = content_key("finetune", self.config, _items_key(items), targets.round(6).tolist(),
-                                    None if weights is None else np.asarray(weights).round(6).tolist(), loss, seed)
+        self._fit_key = content_key(
+            "finetune",
+            self.config,
+            _items_key(items),
+            targets.round(6).tolist(),
+            None if weights is None else np.asarray(weights).round(6).tolist(),
+            loss,
+            seed,
+        )
         self._net = None
         return self
 
@@ -109,8 +140,9 @@ class EncoderFinetuneModel(W2SModel):
         opt = torch.optim.AdamW(params, lr=c["lr"], weight_decay=0.01)
         per_epoch = math.ceil(len(items) / c["batch_size"])
         total = c["epochs"] * per_epoch
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, 0.1 * total))
-                                                  * max(0.0, (total - s) / total))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / max(1, 0.1 * total)) * max(0.0, (total - s) / total)
+        )
         t = torch.tensor(targets, dtype=torch.float32)
         w = torch.tensor(np.ones(len(items)) if weights is None else weights, dtype=torch.float32)
         gen = torch.Generator().manual_seed(seed)
