@@ -37,9 +37,9 @@ def parse_verdict(text: str, fmt: str) -> int | None:
     return {"false": 0, "true": 1}.get(word)
 
 
-def verdict_reward(completions: list, weak_label: list[int], fmt: list[str], **_: object) -> list[float]:
+def verdict_reward(completions: list, weak_label: list[int], fmt: list[str], **_: object) -> list[float | None]:
     """GRPO reward: agreement of the completion's verdict with the weak label."""
-    rewards = []
+    rewards: list[float | None] = []
     for completion, label, f in zip(completions, weak_label, fmt, strict=True):
         text = completion if isinstance(completion, str) else " ".join(m.get("content", "") for m in completion)
         verdict = parse_verdict(text, f)

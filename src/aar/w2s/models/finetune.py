@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ from aar.w2s.testbeds.base import Format, Item
 
 def _items_key(items: Sequence[Item]) -> str:
     return content_key([[it.id, it.prompt, it.answer_a, it.answer_b] for it in items])
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """What is fine-tuned and how (part of the prediction cache key)."""
+
+    model: str = DEFAULT_ENCODER
+    layers: int | None = None
+    trainable_layers: int | None = None
+    lr: float = 3e-5
+    epochs: int = 2
+    batch_size: int = 16
+    max_length: int = 96
 
 
 class EncoderFinetuneModel(W2SModel):
@@ -50,16 +64,7 @@ class EncoderFinetuneModel(W2SModel):
         device: str | None = None,
     ) -> None:
         super().__init__(fmt)
-        self.config = {
-            "model": model,
-            "layers": layers,
-            "trainable_layers": trainable_layers,
-            "lr": lr,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "max_length": max_length,
-            "fmt": fmt,
-        }
+        self.config = FinetuneConfig(model, layers, trainable_layers, lr, epochs, batch_size, max_length)
         self.cache = ArrayCache(cache_dir) if cache_dir else None
         self.device = device
         self._train: tuple[Sequence[Item], np.ndarray, np.ndarray | None, Loss, int] | None = None
@@ -73,17 +78,17 @@ class EncoderFinetuneModel(W2SModel):
         from transformers import AutoModel, AutoTokenizer
 
         c = self.config
-        path = resolve_model_path(c["model"])
+        path = resolve_model_path(c.model)
         self._tok = AutoTokenizer.from_pretrained(path)
         encoder = AutoModel.from_pretrained(path)
         layers = list(encoder.encoder.layer)
-        if c["layers"] is not None:
-            layers = layers[: c["layers"]]
+        if c.layers is not None:
+            layers = layers[: c.layers]
             encoder.encoder.layer = torch.nn.ModuleList(layers)
-        if c["trainable_layers"] is not None:
+        if c.trainable_layers is not None:
             for p in encoder.parameters():
                 p.requires_grad = False
-            for layer in layers[len(layers) - c["trainable_layers"] :]:
+            for layer in layers[len(layers) - c.trainable_layers :]:
                 for p in layer.parameters():
                     p.requires_grad = True
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -97,7 +102,7 @@ class EncoderFinetuneModel(W2SModel):
             list(answers),
             padding=True,
             truncation=True,
-            max_length=self.config["max_length"],
+            max_length=self.config.max_length,
             return_tensors="pt",
         ).to(self.device)
         hidden = self._net["encoder"](**batch).last_hidden_state
@@ -118,7 +123,8 @@ class EncoderFinetuneModel(W2SModel):
         self._train = (list(items), targets, None if weights is None else np.asarray(weights, float), loss, seed)
         self._fit_key = content_key(
             "finetune",
-            self.config,
+            asdict(self.config),
+            self.fmt,
             _items_key(items),
             targets.round(6).tolist(),
             None if weights is None else np.asarray(weights).round(6).tolist(),
@@ -137,9 +143,9 @@ class EncoderFinetuneModel(W2SModel):
         self._build()
         c = self.config
         params = [p for p in self._net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=c["lr"], weight_decay=0.01)
-        per_epoch = math.ceil(len(items) / c["batch_size"])
-        total = c["epochs"] * per_epoch
+        opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=0.01)
+        per_epoch = math.ceil(len(items) / c.batch_size)
+        total = c.epochs * per_epoch
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / max(1, 0.1 * total)) * max(0.0, (total - s) / total)
         )
@@ -148,10 +154,10 @@ class EncoderFinetuneModel(W2SModel):
         gen = torch.Generator().manual_seed(seed)
         self._net.train()
         with progress_bar(f"fine-tuning on {len(items)} items", total) as bar:
-            for epoch in range(c["epochs"]):
+            for epoch in range(c.epochs):
                 order = torch.randperm(len(items), generator=gen)
                 for k in range(per_epoch):
-                    idx = order[k * c["batch_size"] : (k + 1) * c["batch_size"]]
+                    idx = order[k * c.batch_size : (k + 1) * c.batch_size]
                     logits = self._logits([items[i] for i in idx]).float().cpu()
                     target = t[idx]
                     if loss == "logconf":
@@ -189,5 +195,5 @@ class EncoderFinetuneModel(W2SModel):
 
     def zero_shot(self, items: Sequence[Item]) -> np.ndarray:
         """The untrained bi-encoder's cosine rule (same weights, same truncation)."""
-        spec = EncoderSpec(name=self.config["model"], layers=self.config["layers"])
+        spec = EncoderSpec(name=self.config.model, layers=self.config.layers)
         return EncoderModel(self.fmt, spec, cache_dir=self.cache.root if self.cache else None).zero_shot(items)
