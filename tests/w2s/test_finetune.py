@@ -13,8 +13,10 @@ def test_partial_finetune_learns_and_caches_predictions(small_home: Settings, tm
     tb = load_testbed("wordsense", with_labels=True, settings=small_home)
     items = tb["weak_train"].items[:64]
     labels = tb["weak_train"].labels[:64].astype(float)
-    spec = ModelSpec(backend="encoder_finetune",
-                     options={"layers": 2, "trainable_layers": 1, "epochs": 3, "lr": 1e-3, "batch_size": 16})
+    spec = ModelSpec(
+        backend="encoder_finetune",
+        options={"layers": 2, "trainable_layers": 1, "epochs": 3, "lr": 1e-3, "batch_size": 16},
+    )
     model = build_model(spec, "pairwise", tmp_path)
     model.fit(items, labels)
     probs = model.predict_proba(items)

@@ -44,6 +44,7 @@ class CausalLMModel(W2SModel):
         chat_template: bool | None = None,
         device: str | None = None,
         tokenizer: str | None = None,
+        use_vllm: bool = False,
     ) -> None:
         super().__init__(fmt)
         self.model_name, self.lora_r, self.lora_alpha = model, lora_r, lora_alpha
@@ -51,6 +52,8 @@ class CausalLMModel(W2SModel):
         self._chat = chat_template
         self._device = device
         self.tokenizer_name = tokenizer or model
+        self.use_vllm = use_vllm
+        self._llm: Any = None
         self._model: Any = None
         self._tok: Any = None
         self.losses: list[float] = []
@@ -159,6 +162,8 @@ class CausalLMModel(W2SModel):
         import torch
 
         self._load()
+        if self.use_vllm:
+            return self._predict_vllm(items)
         out = []
         with torch.inference_mode():
             for start in range(0, len(items), self.batch_size):
@@ -172,3 +177,34 @@ class CausalLMModel(W2SModel):
             with self._model.disable_adapter():
                 return self.predict_proba(items)
         return self.predict_proba(items)
+
+    def _predict_vllm(self, items: Sequence[Item]) -> np.ndarray:
+        """Label probabilities from vLLM (one constrained token and its logprobs), with the LoRA adapter if any."""
+        try:
+            from vllm import LLM, SamplingParams
+            from vllm.lora.request import LoRARequest
+        except ImportError:
+            raise ValueError("use_vllm needs the gpu extra: pip install 'aar[gpu]'") from None
+        import tempfile
+
+        lora = None
+        if hasattr(self._model, "peft_config"):
+            adapter_dir = tempfile.mkdtemp(prefix="aar-lora-")
+            self._model.save_pretrained(adapter_dir)
+            lora = LoRARequest("aar", 1, adapter_dir)
+        if self._llm is None:
+            self._llm = LLM(
+                model=self.model_name,
+                tokenizer=self.tokenizer_name,
+                enable_lora=lora is not None,
+                max_lora_rank=max(8, self.lora_r),
+                max_model_len=self.max_length + 8,
+            )
+        params = SamplingParams(max_tokens=1, logprobs=2, allowed_token_ids=list(self.label_ids), temperature=0.0)
+        outputs = self._llm.generate([self.prompt_text(it) for it in items], params, lora_request=lora)
+        probs = []
+        for out in outputs:
+            top = out.outputs[0].logprobs[0]
+            neg, pos = (top[i].logprob if i in top else -1e9 for i in self.label_ids)
+            probs.append(1.0 / (1.0 + np.exp(neg - pos)))
+        return np.array(probs, dtype=np.float64)
