@@ -17,7 +17,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def small_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """An AAR_HOME with a small prepared ``wordsense`` testbed (about 500 items)."""
-    from aar.w2s.testbeds import prepare_testbed  # noqa: F401
     from aar.w2s.testbeds.base import write_testbed
     from aar.w2s.testbeds.card import build_card, save_card
     from aar.w2s.testbeds.wordsense import build_wordsense
