@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(help="aar: automated alignment researchers on weak-to-strong supervision.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -297,5 +298,5 @@ def main() -> None:
     try:
         app()
     except (UserError, TestbedError, ValueError, FileNotFoundError, PermissionError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True, markup=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

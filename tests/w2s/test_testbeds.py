@@ -84,3 +84,9 @@ def test_binary_wordsense_has_one_candidate(small_home: Settings) -> None:
     assert tb.format == "binary"
     assert all(it.answer_b is None for it in tb["test_ood"].items)
     tb.validate()
+
+
+@pytest.mark.parametrize("name", ["../etc", "/abs", "a/b", "", ".hidden"])
+def test_testbed_names_cannot_escape_aar_home(tmp_path, name: str) -> None:
+    with pytest.raises(TestbedError, match="invalid testbed name"):
+        load_testbed(name, settings=Settings(home=tmp_path))

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from aar.config import Settings, ensure_private_dir
-from aar.w2s.scoring import accuracy
+from aar.w2s.scoring import accuracy, mean_se
 from aar.w2s.testbeds.base import TestbedError, labels_dir
 
 SCHEMA_VERSION = 1
@@ -75,8 +75,6 @@ class BaselinePredictions(BaseModel):
 
     def reference_accuracy(self, which: str, labels: dict[str, int]) -> tuple[float, float]:
         """Mean and SE over seeds of ``which`` ("weak" | "ceiling") accuracy on the items in ``labels``."""
-        from aar.w2s.scoring import mean_se
-
         ids = list(labels)
         y = np.array([labels[i] for i in ids])
         accs = [accuracy(np.array([preds[i] for i in ids]), y) for preds in getattr(self, which)]

@@ -10,6 +10,7 @@ read the label side.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,12 +153,22 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_name(name: str) -> str:
+    """A testbed name is a plain folder name (no paths); anything else raises ``TestbedError``."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise TestbedError(f"invalid testbed name {name!r}: use letters, digits, '.', '_' or '-'")
+    return name
+
+
 def public_dir(name: str, settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).testbeds_dir / name
+    return (settings or get_settings()).testbeds_dir / check_name(name)
 
 
 def labels_dir(name: str, settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).labels_dir / name
+    return (settings or get_settings()).labels_dir / check_name(name)
 
 
 def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, Path]:

@@ -62,6 +62,7 @@ def record_criteria(report: BaselineReport, settings: Settings) -> list[Criterio
     card.baseline_note = (
         f"Measured over {report.seeds} seeds (SE over seeds for accuracy, bootstrap over "
         f"items for PGR) with weak={report.config['weak']} strong={report.config['strong']}. "
+        "Frozen-feature encoder models train a convex head, so their seeds give identical runs (SE 0). "
         + ("All criteria met." if not failed else "Criteria NOT met: " + "; ".join(failed) + ".")
     )
     save_card(card, settings)

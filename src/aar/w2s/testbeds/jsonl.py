@@ -10,6 +10,7 @@ with an error naming the line; nothing is written.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def load_jsonl_testbed(path: Path, name: str | None = None, seed: int = 0, max_i
         raise TestbedError(f"{path} has no rows")
     fmt = detect_format(rows[0])
     parsed = [parse_row(r, fmt, f"{path}:{i}") for i, r in enumerate(rows, 1)]
-    name = name or path.stem
+    name = name or re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip(".-") or "jsonl"
     meta = {"source": "jsonl", "description": f"user data from {path.name}", "path": str(path.resolve())}
     explicit = [s for _, s in parsed]
     if any(s is not None for s in explicit):
