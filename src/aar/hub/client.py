@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from aar.httpclient import ServiceError, error_reason
 from aar.hub.models import (
     Comment,
     Event,
@@ -22,26 +23,8 @@ from aar.hub.models import (
 )
 
 
-class HubError(Exception):
+class HubError(ServiceError):
     """The hub refused a request or could not be reached; ``status`` is its HTTP status (0: none)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _reason(resp: httpx.Response) -> str:
-    try:
-        detail = resp.json().get("detail", resp.text)
-    except (ValueError, AttributeError):
-        return resp.text[:300] or resp.reason_phrase
-    if isinstance(detail, list):  # pydantic validation errors: name the field and the rule
-        parts = []
-        for d in detail[:5]:
-            loc = ".".join(str(x) for x in d.get("loc", []) if x != "body")
-            parts.append(f"{loc}: {d.get('msg', '')}" if loc else str(d.get("msg", "")))
-        return "; ".join(parts)
-    return str(detail)
 
 
 class HubClient:
@@ -68,7 +51,7 @@ class HubClient:
         except httpx.HTTPError as exc:
             raise HubError(0, f"hub at {self.base_url} unreachable: {exc}") from None
         if resp.status_code >= 400:
-            raise HubError(resp.status_code, f"hub refused ({resp.status_code}): {_reason(resp)}")
+            raise HubError(resp.status_code, f"hub refused ({resp.status_code}): {error_reason(resp)}")
         return resp
 
     # findings ---------------------------------------------------------------

@@ -11,29 +11,16 @@ from typing import Any
 
 import httpx
 
+from aar.httpclient import ServiceError, error_reason
+
 #: Fields of a submission record (``SubmissionOut``) that are released scores or provenance; a finding
 #: keeps these and nothing else (no budget, no team-best, no free-text note).
 KEEP_KEYS = ("id", "testbed", "mechanism", "seed", "created_at", "worker_id", "snapshot_id", "released",
              "baselines", "flags")
 
 
-class EvalError(Exception):
+class EvalError(ServiceError):
     """The eval server refused a request or could not be reached; ``status`` is its HTTP status (0: none)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _detail(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300] or resp.reason_phrase
-    if isinstance(body, dict) and "detail" in body:
-        d = body["detail"]
-        return d if isinstance(d, str) else str(d)[:500]
-    return str(body)[:300]
 
 
 class EvalClient:
@@ -53,7 +40,7 @@ class EvalClient:
         except httpx.HTTPError as exc:
             raise EvalError(0, f"eval server at {self.base_url} unreachable: {exc}") from None
         if resp.status_code >= 400:
-            raise EvalError(resp.status_code, f"eval server: {_detail(resp)}")
+            raise EvalError(resp.status_code, f"eval server: {error_reason(resp)}")
         return resp.json()
 
     def submit(self, token: str, testbed: str, predictions: dict[str, float], seed: int | None = None,
