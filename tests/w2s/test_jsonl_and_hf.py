@@ -167,3 +167,15 @@ def test_hf_missing_mirror_file_is_a_clear_error(tmp_path: Path, monkeypatch: py
 def test_unknown_testbed() -> None:
     with pytest.raises(TestbedError, match="unknown testbed"):
         build_testbed("nope")
+
+
+def test_registry_name_is_authoritative(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import aar.w2s.testbeds as registry
+
+    rows = [{"question": f"q{i}", "candidate": f"c{i}", "label": bool(i % 2), "split": SPLITS[i % 4]} for i in range(8)]
+    path = _write(tmp_path / "inner.jsonl", rows)
+    entry = replace(registry.REGISTRY["wordsense"], name="alias", build=lambda *a: build_testbed(f"jsonl:{path}"))
+    monkeypatch.setitem(registry.REGISTRY, "alias", entry)
+    assert build_testbed("alias").name == "alias"

