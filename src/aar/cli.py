@@ -21,7 +21,7 @@ testbed_app = typer.Typer(help="Prepare, list and inspect testbeds.", no_args_is
 app.add_typer(testbed_app, name="testbed")
 
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
