@@ -43,7 +43,6 @@ DEFAULT_METHODS = (
     "ue_zeroshot",
     "critic",
 )
-SPLIT_KEYS = {"test_id": "id", "test_ood": "ood"}
 
 
 def make_context(tb: Testbed, weak: ModelSpec, strong: ModelSpec, seed: int, settings: Settings) -> ExperimentContext:

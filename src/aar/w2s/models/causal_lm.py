@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from aar.w2s.models.base import W2SModel
-from aar.w2s.models.head import Loss
+from aar.w2s.models.head import Loss, logconf_alpha, logconf_target
 from aar.w2s.testbeds.base import Format, Item
 
 PAIRWISE_TEMPLATE = "{prompt}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nWhich answer is better? Reply with A or B."
@@ -137,10 +137,7 @@ class CausalLMModel(W2SModel):
             log_probs = torch.log_softmax(self._label_logits([items[i] for i in idx]), dim=-1).cpu()
             target = t[idx]
             if loss == "logconf":
-                alpha = 0.5 * min(1.0, step / max(1, 0.2 * steps))
-                p = log_probs[:, 1].exp().detach()
-                thr = torch.quantile(p, 1 - float((target > 0.5).float().mean())) if len(p) > 1 else 0.5
-                target = (1 - alpha) * target + alpha * (p > thr).float()
+                target = logconf_target(log_probs[:, 1].exp(), target, logconf_alpha(step, steps))
             per_item = -(target * log_probs[:, 1] + (1 - target) * log_probs[:, 0])
             batch_loss = (per_item * w[idx]).sum() / w[idx].sum()
             opt.zero_grad()

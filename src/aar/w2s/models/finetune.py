@@ -23,7 +23,7 @@ import numpy as np
 from aar.w2s.models.base import W2SModel
 from aar.w2s.models.cache import ArrayCache, content_key
 from aar.w2s.models.encoder import DEFAULT_ENCODER, EncoderModel, EncoderSpec
-from aar.w2s.models.head import Loss
+from aar.w2s.models.head import Loss, logconf_alpha, logconf_target
 from aar.w2s.models.packaged import resolve_model_path
 from aar.w2s.progress import progress_bar
 from aar.w2s.testbeds.base import Format, Item
@@ -162,10 +162,8 @@ class EncoderFinetuneModel(W2SModel):
                     logits = self._logits([items[i] for i in idx]).float().cpu()
                     target = t[idx]
                     if loss == "logconf":
-                        alpha = 0.5 * min(1.0, (epoch * per_epoch + k) / max(1, 0.2 * total))
-                        p = torch.sigmoid(logits).detach()
-                        thr = torch.quantile(p, 1 - float((target > 0.5).float().mean())) if len(p) > 1 else 0.5
-                        target = (1 - alpha) * target + alpha * (p > thr).float()
+                        alpha = logconf_alpha(epoch * per_epoch + k, total)
+                        target = logconf_target(torch.sigmoid(logits), target, alpha)
                     per_item = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
                     batch_loss = (per_item * w[idx]).sum() / w[idx].sum().clamp_min(1e-8)
                     opt.zero_grad()

@@ -34,6 +34,27 @@ class HeadConfig:
     rounds: int = 4
 
 
+def logconf_target(probs: torch.Tensor, weak: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Burns et al.'s auxiliary-confidence target: ``(1 - alpha) * weak + alpha * hardened(probs)``.
+
+    The student's probabilities are hardened at the threshold that gives them the weak labels' class
+    balance (at 0.5 when the weak labels are all one class or there is a single item). Shared by every
+    backend that trains with ``loss="logconf"``.
+    """
+    probs = probs.detach()
+    frac_pos = float((weak > 0.5).double().mean())
+    if len(probs) < 2 or not 0.0 < frac_pos < 1.0:
+        hardened = (probs > 0.5).to(weak.dtype)
+    else:
+        hardened = (probs > torch.quantile(probs, 1.0 - frac_pos)).to(weak.dtype)
+    return (1 - alpha) * weak + alpha * hardened
+
+
+def logconf_alpha(step: int, total: int, aux_max: float = 0.5, warmup: float = 0.2) -> float:
+    """The logconf mixing weight at ``step`` of ``total``: ramped linearly to ``aux_max`` over ``warmup``."""
+    return aux_max * min(1.0, step / max(1.0, warmup * total))
+
+
 class ProbabilityHead:
     """Maps feature rows to P(label 1). For antisymmetric pair features use ``bias=False``."""
 
@@ -72,7 +93,9 @@ class ProbabilityHead:
         if loss == "logconf":
             for r in range(1, self.config.rounds + 1):
                 alpha = self.config.aux_max * r / self.config.rounds
-                self._minimise(xt, (1 - alpha) * weak + alpha * self._hardened(xt, weak), wt)
+                with torch.no_grad():
+                    probs = torch.sigmoid(self.net(xt).squeeze(-1))
+                self._minimise(xt, logconf_target(probs, weak, alpha), wt)
         return self
 
     def _minimise(self, x: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> None:
@@ -93,15 +116,6 @@ class ProbabilityHead:
             return objective
 
         opt.step(closure)
-
-    def _hardened(self, x: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            probs = torch.sigmoid(self.net(x).squeeze(-1))  # type: ignore[misc]
-        frac_pos = float((weak > 0.5).double().mean())
-        if not 0.0 < frac_pos < 1.0:
-            return (probs > 0.5).double()
-        threshold = torch.quantile(probs, 1.0 - frac_pos)
-        return (probs > threshold).double()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         if self.net is None:
