@@ -1,11 +1,10 @@
-"""User JSONL testbeds and the Hugging Face loaders, run offline on fixture files in the datasets' schemas."""
+"""User JSONL testbeds and the registry (the Hugging Face loaders are in test_hf_loaders.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from aar.config import Settings
@@ -77,91 +76,6 @@ def test_jsonl_not_json(tmp_path: Path) -> None:
     path.write_text('{"prompt": "p"\n')
     with pytest.raises(TestbedError, match="x.jsonl:1: not valid JSON"):
         build_testbed(f"jsonl:{path}")
-
-
-@pytest.fixture()
-def hf_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Small files in each source dataset's own schema, read through ``datasets`` offline."""
-    root = tmp_path / "hf"
-    n = 40
-    _write(
-        root / "nvidia__HelpSteer2/train.jsonl",
-        [
-            {"prompt": f"p{i}", "response_1": f"r1 {i}", "response_2": f"r2 {i}", "preference_strength": (i % 7) - 3}
-            for i in range(n)
-        ],
-    )
-    _write(
-        root / "nvidia__HelpSteer3/train.jsonl",
-        [
-            {
-                "context": [{"role": "user", "content": f"c{i}"}],
-                "response1": f"a{i}",
-                "response2": f"b{i}",
-                "overall_preference": (i % 5) - 2,
-            }
-            for i in range(n)
-        ],
-    )
-    _write(
-        root / "THU-KEG__RM-Bench/train.jsonl",
-        [
-            {"prompt": f"rm{i}", "chosen": [f"good{i}", "x", "y"], "rejected": [f"bad{i}", "x", "y"], "domain": "chat"}
-            for i in range(n)
-        ],
-    )
-    _write(
-        root / "allenai__reward-bench-2/test.jsonl",
-        [
-            {"prompt": f"rb{i}", "chosen": [f"good{i}"], "rejected": [f"bad{i}", "z"], "subset": "Focus"}
-            for i in range(n)
-        ],
-    )
-    _write(
-        root / "BytedTsinghua-SIA__DAPO-Math-17k/train.jsonl",
-        [
-            {"prompt": [{"role": "user", "content": f"math {i}"}], "reward_model": {"ground_truth": str(i * 7)}}
-            for i in range(n)
-        ],
-    )
-    _write(
-        root / "HuggingFaceH4__aime_2024/train.jsonl", [{"problem": f"aime {i}", "answer": str(i)} for i in range(n)]
-    )
-    _write(root / "yentinglin__aime_2025/train.jsonl", [{"problem": f"aime25 {i}", "answer": str(i)} for i in range(n)])
-    levels = ["EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD"]
-    _write(
-        root / "BAAI__TACO/train.jsonl",
-        [
-            {"question": f"code {i}", "solutions": json.dumps([f"print({i})"]), "difficulty": levels[i % 5]}
-            for i in range(100)
-        ],
-    )
-    monkeypatch.setenv("AAR_HF_LOCAL_DIR", str(root))
-    return root
-
-
-@pytest.mark.parametrize("name", ["chat-preference", "math-verification", "code-verification"])
-def test_hf_testbeds_from_local_mirror(hf_mirror: Path, name: str) -> None:
-    tb = build_testbed(name)
-    tb.validate()
-    for s in SPLITS:
-        assert len(tb[s]) > 0
-    if name == "code-verification":
-        for s in SPLITS:
-            levels, y = np.array(tb[s].difficulty), tb[s].require_labels()
-            assert set(levels) <= ({"EASY", "MEDIUM"} if s != "test_ood" else {"MEDIUM_HARD", "HARD", "VERY_HARD"})
-            for lv in set(levels):
-                assert y[levels == lv].mean() == 0.5
-    if name == "chat-preference":
-        ood = tb["test_ood"]
-        for it, y in zip(ood.items, ood.labels, strict=True):
-            assert (it.answer_b if y else it.answer_a).startswith("good")
-
-
-def test_hf_missing_mirror_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AAR_HF_LOCAL_DIR", str(tmp_path))
-    with pytest.raises(TestbedError, match="HelpSteer2"):
-        build_testbed("chat-preference")
 
 
 def test_unknown_testbed() -> None:
