@@ -40,8 +40,10 @@ from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
 from aar.evalserver.store import Store
-from aar.w2s.results import SE, BaselinePredictions, BaselineReport, ModelAcc, SplitAcc, save_baselines
-from aar.w2s.testbeds.base import Item, Split, Testbed, write_testbed
+from aar.labels.references import BaselinePredictions, save_baselines
+from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
+from aar.labels.store import write_testbed
+from aar.w2s.testbeds.base import Item, Split, Testbed
 
 
 def build_testbed(settings: Settings, n_test: int, rng: np.random.Generator) -> dict[str, int]:

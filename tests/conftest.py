@@ -16,16 +16,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def small_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """An AAR_HOME with a small prepared ``wordsense`` testbed (about 500 items)."""
-    from aar.w2s.testbeds.base import write_testbed
-    from aar.w2s.testbeds.card import build_card, save_card
-    from aar.w2s.testbeds.wordsense import build_wordsense
+    """An AAR_HOME with a small prepared ``wordsense`` testbed (700 candidates per pool, a fixed salt)."""
+    from aar.labels.prepare import prepare_testbed
 
-    home = tmp_path_factory.mktemp("aar_home")
-    settings = Settings(home=home)
-    tb = build_wordsense("pairwise", seed=0, cache_dir=settings.cache_dir, max_cases=700)
-    write_testbed(tb, settings)
-    save_card(build_card(tb), settings)
+    settings = Settings(home=tmp_path_factory.mktemp("aar_home"))
+    prepare_testbed("wordsense", max_items=700, settings=settings, salt="test-salt")
     return settings
 
 

@@ -61,14 +61,16 @@ def testbed_list(as_json: JsonFlag = False) -> None:
 @testbed_app.command("prepare")
 def testbed_prepare(
     name: Annotated[str, typer.Argument(help="Testbed name (see `aar testbed list`) or jsonl:PATH.")],
-    seed: Annotated[int, typer.Option(help="Seed for the split assignment.")] = 0,
-    max_items: Annotated[int | None, typer.Option(help="Cap on items per split (HF testbeds).")] = None,
+    new_salt: Annotated[bool, typer.Option(
+        help="Draw a new secret salt (new items, distractors, order and splits) instead of the stored one.")] = False,
+    max_items: Annotated[int | None, typer.Option(
+        help="Cap on items (per split for HF; per pool for built-ins).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Build a testbed: label-free public splits, the admin-only label store and the testbed card."""
-    from aar.w2s.testbeds import prepare_testbed
+    """Build a testbed: label-free public splits with the weak model's outputs, the label store and the card."""
+    from aar.labels.prepare import prepare_testbed
 
-    card = prepare_testbed(name, seed=seed, max_items=max_items)
+    card = prepare_testbed(name, max_items=max_items, new_salt=new_salt)
     if as_json:
         emit_json(card)
     else:
@@ -78,7 +80,7 @@ def testbed_prepare(
 @testbed_app.command("show")
 def testbed_show(name: str, as_json: JsonFlag = False) -> None:
     """Show a prepared testbed's card (admin side: it holds label statistics)."""
-    from aar.w2s.testbeds.card import load_card
+    from aar.labels.card import load_card
 
     card = load_card(name)
     if as_json:
@@ -98,7 +100,7 @@ def baselines(
     as_json: JsonFlag = False,
 ) -> None:
     """Train and evaluate baseline methods with labels (trusted admin side) and store W and S."""
-    from aar.w2s.experiment import run_baselines
+    from aar.labels.baselines import run_baselines
     from aar.w2s.report import print_report
 
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None

@@ -20,8 +20,10 @@ from aar.config import Settings
 from aar.db import make_engine
 from aar.evalserver.app import create_app
 from aar.evalserver.config import EvalServerConfig
-from aar.w2s.results import SE, BaselinePredictions, BaselineReport, ModelAcc, SplitAcc, save_baselines
-from aar.w2s.testbeds.base import Item, Split, Testbed, write_testbed
+from aar.labels.references import BaselinePredictions, save_baselines
+from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
+from aar.labels.store import write_testbed
+from aar.w2s.testbeds.base import Item, Split, Testbed
 
 
 @dataclass

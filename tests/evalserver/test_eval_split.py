@@ -12,7 +12,7 @@ from evalkit import make_testbed
 
 from aar.config import Settings
 from aar.evalserver.labels import load_labels
-from aar.w2s.testbeds.base import read_label_rows
+from aar.labels.store import read_label_rows
 
 
 def test_division_is_stratified_and_made_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -18,7 +18,9 @@ from aar.config import Settings
 from aar.db import make_engine
 from aar.hub.client import HubClient
 from aar.hub.serving import serve_in_thread
-from aar.w2s.results import SE, BaselinePredictions, BaselineReport, ModelAcc, SplitAcc, save_baselines
+from aar.labels.references import BaselinePredictions, save_baselines
+from aar.labels.store import write_testbed
+from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.w2s.testbeds import base as tb
 
 mcp_client = pytest.importorskip("mcp.client.stdio")
@@ -38,7 +40,7 @@ def make_testbed(settings: Settings, name: str = "tiny", n: int = 60) -> dict[st
         labels = np.array([k % 2 for k in range(n)])
         rng.shuffle(labels)
         splits[split] = tb.Split(items, labels, ["easy"] * n)
-    tb.write_testbed(tb.Testbed(name, "binary", splits), settings)
+    write_testbed(tb.Testbed(name, "binary", splits), settings)
     labels = {it.id: int(y) for s in ("test_id", "test_ood")
               for it, y in zip(splits[s].items, splits[s].labels, strict=True)}
 

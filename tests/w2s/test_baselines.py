@@ -10,13 +10,14 @@ from typer.testing import CliRunner
 
 from aar.cli import app
 from aar.config import Settings
+from aar.labels.card import load_card
+from aar.labels.references import load_baselines
+from aar.labels.store import load_labelled
 from aar.w2s.experiment import make_context, run_method
 from aar.w2s.methods import METHODS
 from aar.w2s.models import ModelSpec, build_model
-from aar.w2s.results import load_baselines
 from aar.w2s.scoring import accuracy
 from aar.w2s.testbeds.base import load_testbed
-from aar.w2s.testbeds.card import load_card
 
 runner = CliRunner()
 
@@ -39,7 +40,7 @@ def test_baselines_json_contract_and_stored_references(home_env: Path, small_hom
     assert "not applicable" in by_name["critic"]["note"]
     # The stored weak predictions reproduce W exactly on the labelled test items.
     report, preds = load_baselines("wordsense", small_home)
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    tb = load_labelled("wordsense", small_home)
     labels = dict(zip(tb["test_id"].ids, tb["test_id"].labels.tolist(), strict=True))
     w_mean, _ = preds.reference_accuracy("weak", labels)
     assert abs(w_mean - report.weak.acc.id) < 1e-9
@@ -48,14 +49,14 @@ def test_baselines_json_contract_and_stored_references(home_env: Path, small_hom
 
 
 def test_methods_see_no_hidden_labels(small_home: Settings) -> None:
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home).public_view()
-    weak = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine"]})
+    tb = load_testbed("wordsense", small_home)
     strong = ModelSpec(backend="encoder", options={})
-    ctx = make_context(tb, weak, strong, 0, small_home)
+    ctx = make_context(tb, strong, 0, small_home)
     out = run_method("vanilla", ctx)
     assert set(out.test_probs) == {"test_id", "test_ood"}
     assert len(out.test_probs["test_id"]) == len(tb["test_id"])
-    assert tb["strong_train"].labels is None
+    assert tb["strong_train"].labels is None and "weak_train" not in tb.splits
+    assert np.array_equal(run_method("weak", ctx).test_probs["test_id"], tb["test_id"].weak)
     import pytest
 
     from aar.w2s.methods import MethodNotApplicable
@@ -67,7 +68,7 @@ def test_methods_see_no_hidden_labels(small_home: Settings) -> None:
 def test_pairwise_models_are_swap_antisymmetric(small_home: Settings) -> None:
     from aar.w2s.testbeds.base import Item
 
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    tb = load_labelled("wordsense", small_home)
     model = build_model(ModelSpec(backend="encoder", options={"layers": 1}), "pairwise", small_home.cache_dir)
     model.fit(tb["weak_train"].items, tb["weak_train"].labels.astype(float))
     items = tb["test_id"].items[:50]
@@ -76,7 +77,7 @@ def test_pairwise_models_are_swap_antisymmetric(small_home: Settings) -> None:
 
 
 def test_tfidf_weak_model_trains_and_beats_nothing_silly(small_home: Settings) -> None:
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    tb = load_labelled("wordsense", small_home)
     model = build_model(ModelSpec(backend="tfidf", options={"C": 1.0}), "pairwise")
     model.fit(tb["weak_train"].items, tb["weak_train"].labels.astype(float))
     acc = accuracy(model.predict_proba(tb["weak_train"].items), tb["weak_train"].labels)

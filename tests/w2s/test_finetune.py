@@ -6,11 +6,12 @@ import numpy as np
 
 from aar.config import Settings
 from aar.w2s.models import ModelSpec, build_model
-from aar.w2s.testbeds.base import Item, load_testbed
+from aar.labels.store import load_labelled
+from aar.w2s.testbeds.base import Item
 
 
 def test_partial_finetune_learns_and_caches_predictions(small_home: Settings, tmp_path) -> None:
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    tb = load_labelled("wordsense", small_home)
     items = tb["weak_train"].items[:64]
     labels = tb["weak_train"].labels[:64].astype(float)
     spec = ModelSpec(

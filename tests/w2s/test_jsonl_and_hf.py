@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from aar.config import Settings
-from aar.w2s.testbeds import build_testbed, prepare_testbed
-from aar.w2s.testbeds.base import SPLITS, TestbedError, load_testbed
+from aar.labels.prepare import prepare_testbed
+from aar.labels.store import load_labelled
+from aar.w2s.testbeds import build_testbed
+from aar.w2s.testbeds.base import SPLITS, TestbedError
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -37,7 +39,7 @@ def test_jsonl_pairwise_is_balanced_by_swapping(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
     card = prepare_testbed(f"jsonl:{path}", settings=settings)
     assert card.name == "mine" and card.format == "pairwise"
-    tb = load_testbed("mine", with_labels=True, settings=settings)
+    tb = load_labelled("mine", settings)
     for s in SPLITS:
         assert abs(tb[s].require_labels().mean() - 0.5) < 0.05
         for it, y in zip(tb[s].items, tb[s].labels, strict=True):
@@ -48,7 +50,7 @@ def test_jsonl_binary_with_explicit_splits(tmp_path: Path) -> None:
     rows = [
         {"question": f"q{i}", "candidate": f"c{i}", "label": bool(i % 2), "split": SPLITS[i % 4]} for i in range(40)
     ]
-    tb = build_testbed(f"jsonl:{_write(tmp_path / 'b.jsonl', rows)}")
+    tb = build_testbed(f"jsonl:{_write(tmp_path / 'b.jsonl', rows)}", salt="s")
     assert tb.format == "binary" and len(tb["test_ood"]) == 10
 
 

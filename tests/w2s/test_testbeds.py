@@ -1,18 +1,22 @@
-"""Testbed construction and layout: balance, stable ids, label hiding, card shortcut checks."""
+"""Testbed construction and layout: balance, salted ids, word-grouped splits, label hiding, card checks."""
 
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 import numpy as np
 import pytest
 
 from aar.config import Settings
-from aar.w2s.testbeds.base import SPLITS, TestbedError, load_testbed
-from aar.w2s.testbeds.card import load_card
-from aar.w2s.testbeds.wordnet import _parse_gloss, read_index, read_synsets
-from aar.w2s.testbeds.wordsense import build_wordsense
+from aar.labels.card import load_card
+from aar.labels.store import load_labelled
+from aar.w2s.testbeds.base import PUBLIC_SPLITS, SPLITS, TestbedError, load_testbed
+from aar.w2s.testbeds.wordnet import _parse_gloss, find_lemma, read_exceptions, read_index, read_synsets
+from aar.w2s.testbeds.wordsense import FREQUENT_RULE, build_wordsense
+
+TARGET = re.compile(r"\*([^*]+)\*")
 
 
 def test_wordnet_parser_reads_glosses_and_examples() -> None:
@@ -26,8 +30,17 @@ def test_wordnet_parser_reads_glosses_and_examples() -> None:
     assert examples == ("an abandoned sadness",)
 
 
+def test_lemmas_are_found_in_inflected_forms() -> None:
+    nouns, verbs = read_exceptions("n"), read_exceptions("v")
+    assert find_lemma("two geese flew over", "goose", "n", nouns) == (4, 9)
+    assert find_lemma("she walked home", "walk", "v", verbs) == (4, 10)
+    assert find_lemma("he ran away", "run", "v", verbs) == (3, 6)
+    assert find_lemma("they took off quickly", "take off", "v", verbs) == (5, 13)
+    assert find_lemma("nothing here", "walk", "v", verbs) is None
+
+
 def test_splits_are_balanced_and_disjoint(small_home: Settings) -> None:
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    tb = load_labelled("wordsense", small_home)
     ids = [i for s in SPLITS for i in tb[s].ids]
     assert len(ids) == len(set(ids))
     for s in SPLITS:
@@ -37,8 +50,20 @@ def test_splits_are_balanced_and_disjoint(small_home: Settings) -> None:
             assert abs(y[levels == lv].mean() - 0.5) <= 0.5 / (levels == lv).sum() + 1e-9
 
 
+def test_no_word_or_sentence_appears_in_two_splits(small_home: Settings) -> None:
+    tb = load_labelled("wordsense", small_home)
+    sentences = {s: {it.prompt for it in tb[s].items} for s in SPLITS}
+    words = {s: {TARGET.search(it.prompt).group(1).lower() for it in tb[s].items} for s in SPLITS}  # type: ignore[union-attr]
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                assert not sentences[a] & sentences[b]
+                # inflected forms of one lemma may differ, but a shared surface form means a shared word
+                assert len(words[a] & words[b]) <= 0.02 * min(len(words[a]), len(words[b])), (a, b)
+
+
 def test_length_is_not_a_shortcut(small_home: Settings) -> None:
-    tb = load_testbed("wordsense", with_labels=True, settings=small_home)
+    tb = load_labelled("wordsense", small_home)
     for s in SPLITS:
         split = tb[s]
         longer_correct = [
@@ -48,29 +73,38 @@ def test_length_is_not_a_shortcut(small_home: Settings) -> None:
         assert 0.4 < np.mean(longer_correct) < 0.6
 
 
-def test_ids_are_stable_across_builds(small_home: Settings) -> None:
-    a = build_wordsense("pairwise", seed=0, cache_dir=small_home.cache_dir, max_cases=700)
-    b = load_testbed("wordsense", with_labels=True, settings=small_home)
-    assert a["test_id"].ids == b["test_id"].ids
+def test_the_salt_fixes_the_build_and_another_salt_changes_it(small_home: Settings) -> None:
+    stored = load_labelled("wordsense", small_home)
+    same = build_wordsense("pairwise", "test-salt", cache_dir=small_home.cache_dir, max_cases=700)
+    assert same["test_id"].ids == stored["test_id"].ids
+    assert (same["test_id"].labels == stored["test_id"].labels).all()
+    other = build_wordsense("pairwise", "another-salt", cache_dir=small_home.cache_dir, max_cases=700)
+    assert not set(other["test_id"].ids) & {i for s in SPLITS for i in stored[s].ids}
 
 
 def test_public_files_hide_labels(small_home: Settings) -> None:
     pub = small_home.testbeds_dir / "wordsense"
-    for s in SPLITS:
+    assert sorted(p.name for p in pub.iterdir()) == sorted([*(f"{s}.jsonl" for s in PUBLIC_SPLITS), "testbed.json"])
+    for s in PUBLIC_SPLITS:
         rows = [json.loads(line) for line in (pub / f"{s}.jsonl").read_text().splitlines()]
-        assert all("difficulty" not in r for r in rows)
-        assert all(("label" in r) == (s == "weak_train") for r in rows)
-    mode = stat.S_IMODE((small_home.labels_dir / "wordsense").stat().st_mode)
-    assert mode == 0o700
+        assert all(set(r) == {"id", "prompt", "answer_a", "answer_b", "weak"} for r in rows)
+    meta = json.loads((pub / "testbed.json").read_text())
+    assert not {"label", "labels", "salt", "checks"} & set(meta)
+    lab = small_home.labels_dir / "wordsense"
+    assert stat.S_IMODE(lab.stat().st_mode) == 0o700
+    assert stat.S_IMODE((lab / "salt").stat().st_mode) == 0o600
     public = load_testbed("wordsense", settings=small_home)
+    assert "weak_train" not in public.splits
     assert public["test_id"].labels is None and public["strong_train"].labels is None
+    assert public["strong_train"].weak is not None and public["test_ood"].weak is not None
 
 
 def test_card_reports_shortcuts_within_limits(small_home: Settings) -> None:
     card = load_card("wordsense", small_home)
     assert set(card.counts) == set(SPLITS)
-    assert set(card.shortcuts) == {"answer length", "position (always B)", "lexical overlap"}
+    assert {"answer length", "position (always B)", "lexical overlap", FREQUENT_RULE} <= set(card.shortcuts)
     assert card.shortcuts["position (always B)"]["test_id"] <= 0.51
+    assert "/usr/share/wordnet" in card.label_sources
     assert "Shortcut checks" in card.to_markdown()
 
 
@@ -80,7 +114,7 @@ def test_missing_testbed_error_tells_how_to_prepare(tmp_path) -> None:
 
 
 def test_binary_wordsense_has_one_candidate(small_home: Settings) -> None:
-    tb = build_wordsense("binary", seed=1, cache_dir=small_home.cache_dir, max_cases=300)
+    tb = build_wordsense("binary", "salt-1", cache_dir=small_home.cache_dir, max_cases=300)
     assert tb.format == "binary"
     assert all(it.answer_b is None for it in tb["test_ood"].items)
     tb.validate()

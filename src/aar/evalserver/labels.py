@@ -1,33 +1,31 @@
 """The eval server's view of one testbed's test labels: ids, labels, public / private parts, baselines.
 
 Only this module reads the label side (``AAR_HOME/labels/<testbed>/``). The public / private division
-of each test split is made once (seeded, stratified by split, difficulty and label) and stored beside
-the labels in ``eval_split.json``, so every later process scores against the same parts. Which items
+of each test split is made once (``aar.labels.division``) and stored beside the labels, so every
+later process scores against the same parts. Which items
 are public is never revealed: a worker submits predictions for every test item.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aar.config import Settings
-from aar.w2s.results import BaselinePredictions, load_baselines
+from aar.labels.division import load_or_divide
+from aar.labels.references import BaselinePredictions, load_baselines
+from aar.labels.store import labels_dir, read_label_rows
 from aar.w2s.scoring import correctness
-from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError, labels_dir, read_label_rows
+from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError
 
 log = logging.getLogger("aar.evalserver")
 
 TESTBED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PARTS: tuple[str, ...] = ("id", "ood", "combined")
-SPLIT_FILE = "eval_split.json"
 
 
 @dataclass(frozen=True)
@@ -78,48 +76,6 @@ def check_testbed_name(name: object) -> str:
     return name
 
 
-def _ids_hash(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
-
-
-def divide(rows: list[dict], split_of: list[str], fraction: float, seed: int, name: str) -> set[str]:
-    """Choose the public ids: in each (split, difficulty, label) stratum, a seeded ``fraction`` of items."""
-    strata: dict[tuple[str, str, int], list[str]] = {}
-    for row, split in zip(rows, split_of, strict=True):
-        key = (split, str(row.get("difficulty", "all")), int(row["label"]))
-        strata.setdefault(key, []).append(str(row["id"]))
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    public: set[str] = set()
-    for key in sorted(strata):
-        ids = sorted(strata[key])
-        order = rng.permutation(len(ids))
-        k = int(np.floor(fraction * len(ids) + rng.random()))  # unbiased rounding of small strata
-        public.update(ids[i] for i in order[:k])
-    return public
-
-
-def _load_or_divide(name: str, rows: list[dict], split_of: list[str], fraction: float, seed: int,
-                    settings: Settings) -> set[str]:
-    path = labels_dir(name, settings) / SPLIT_FILE
-    ids = [str(r["id"]) for r in rows]
-    digest = _ids_hash(sorted(ids))
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("ids_hash") == digest:
-            if stored.get("fraction") != fraction or stored.get("seed") != seed:
-                log.warning("testbed %s keeps its existing public/private division (fraction %s, seed %s)",
-                            name, stored.get("fraction"), stored.get("seed"))
-            return set(stored["public"])
-        log.warning("testbed %s: test items changed since the public/private division; dividing anew", name)
-    public = divide(rows, split_of, fraction, seed, name)
-    record = {"schema_version": 1, "testbed": name, "fraction": fraction, "seed": seed, "ids_hash": digest,
-              "public": sorted(public)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
-    return public
-
-
 def load_labels(name: str, settings: Settings, fraction: float = 0.5, seed: int = 0) -> TestbedLabels:
     """Load a testbed's test labels, its public / private division and its stored baselines."""
     check_testbed_name(name)
@@ -139,7 +95,7 @@ def load_labels(name: str, settings: Settings, fraction: float = 0.5, seed: int 
     if not np.isin(labels, (0, 1)).all():
         raise TestbedError(f"testbed {name!r}: labels must be 0 or 1")
     is_ood = np.array([s == "test_ood" for s in split_of])
-    public_ids = _load_or_divide(name, rows, split_of, fraction, seed, settings)
+    public_ids = load_or_divide(name, rows, split_of, fraction, seed, settings)
     public = np.array([i in public_ids for i in ids])
     parts: dict[tuple[str, str], np.ndarray] = {}
     for vis, mask in (("public", public), ("private", ~public)):

@@ -1,55 +1,22 @@
-"""The experiment runner: run W2S methods on a testbed over seeds and score them (trusted side).
+"""Run one W2S method on a testbed's public view: what an agent can do in its sandbox.
 
-``run_method`` produces test predictions from label-free inputs (what an agent can run in its
-sandbox). ``run_baselines`` is the admin path: it also reads the label store, scores every method,
-stores the weak / ceiling predictions for the eval server and writes the measured criteria into the
-testbed card.
+``run_experiment`` returns test predictions from label-free inputs (the published splits and the
+weak model's outputs); scoring them needs labels and happens on the trusted side (the eval server,
+or ``aar.labels.baselines`` for the admin).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-
-import numpy as np
-
 from aar.config import Settings, get_settings
-from aar.w2s.methods import METHODS, ExperimentContext, MethodNotApplicable, MethodOutput
+from aar.w2s.methods import METHODS, ExperimentContext, MethodOutput
 from aar.w2s.models import ModelSpec, build_model
-from aar.w2s.progress import progress_enabled
-from aar.w2s.results import (
-    SE,
-    BaselinePredictions,
-    BaselineReport,
-    MethodResult,
-    ModelAcc,
-    SplitAcc,
-    SplitPGR,
-    save_baselines,
-)
-from aar.w2s.scoring import bootstrap_se, correctness, mean_se, pgr
-from aar.w2s.testbeds import DEFAULT_TESTBED, default_models, prepare_testbed
-from aar.w2s.testbeds.base import TEST_SPLITS, Split, Testbed, load_testbed, public_dir
-from aar.w2s.testbeds.criteria import record_criteria
-
-DEFAULT_METHODS = (
-    "weak",
-    "ceiling",
-    "vanilla",
-    "vanilla_soft",
-    "confident",
-    "logconf",
-    "zeroshot",
-    "ue_zeroshot",
-    "critic",
-)
+from aar.w2s.testbeds import default_models
+from aar.w2s.testbeds.base import Testbed, load_testbed
 
 
-def make_context(tb: Testbed, weak: ModelSpec, strong: ModelSpec, seed: int, settings: Settings) -> ExperimentContext:
-    cache = settings.cache_dir
-    return ExperimentContext(
-        tb, lambda: build_model(weak, tb.format, cache), lambda: build_model(strong, tb.format, cache), seed
-    )
+def make_context(tb: Testbed, strong: ModelSpec, seed: int, settings: Settings) -> ExperimentContext:
+    """A method's context over ``tb`` with fresh ``strong`` models built on the shared feature cache."""
+    return ExperimentContext(tb, lambda: build_model(strong, tb.format, settings.cache_dir), seed)
 
 
 def run_method(name: str, ctx: ExperimentContext) -> MethodOutput:
@@ -59,139 +26,10 @@ def run_method(name: str, ctx: ExperimentContext) -> MethodOutput:
     return METHODS[name](ctx)
 
 
-def _trusted_view(tb: Testbed) -> Testbed:
-    """Public view plus strong_train labels: only the ceiling may use it."""
-    view = tb.public_view()
-    view.splits["strong_train"] = Split(list(tb["strong_train"].items), tb["strong_train"].labels)
-    return view
-
-
-def run_baselines(
-    testbed: str | None = None,
-    methods: Sequence[str] | None = None,
-    seeds: int = 3,
-    progress: bool = True,
-    settings: Settings | None = None,
-    weak: ModelSpec | None = None,
-    strong: ModelSpec | None = None,
-) -> BaselineReport:
-    """Run methods over ``seeds`` seeds with labels, store W and S, and return the report."""
+def run_experiment(
+    method: str, testbed: str, seed: int = 0, strong: ModelSpec | None = None, settings: Settings | None = None
+) -> MethodOutput:
+    """Load a prepared testbed's public view and run ``method`` on it with the testbed's strong model."""
     settings = settings or get_settings()
-    name = testbed or DEFAULT_TESTBED
-    if not (public_dir(name, settings) / "testbed.json").exists():
-        prepare_testbed(name, settings=settings)
-    tb = load_testbed(name, with_labels=True, settings=settings)
-    default_weak, default_strong = default_models(name, settings)
-    weak, strong = weak or default_weak, strong or default_strong
-    wanted = list(methods or DEFAULT_METHODS)
-    for m in wanted:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-    order = ["weak", "ceiling"] + [m for m in wanted if m not in ("weak", "ceiling")]
-    public, trusted = tb.public_view(), _trusted_view(tb)
-    preds: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in order}
-    seconds: dict[str, float] = dict.fromkeys(order, 0.0)
-    skipped: dict[str, str] = {}
-    show = progress and progress_enabled()
-    from rich.progress import Progress
-
-    with Progress(transient=True, disable=not show) as bar:
-        task = bar.add_task("baselines", total=seeds * len(order))
-        for seed in range(seeds):
-            ctx = make_context(public, weak, strong, seed, settings)
-            trusted_ctx = make_context(trusted, weak, strong, seed, settings)
-            for m in order:
-                bar.update(task, description=f"seed {seed}: {m}")
-                t0 = time.perf_counter()
-                if m not in skipped:
-                    try:
-                        preds[m].append(run_method(m, trusted_ctx if m == "ceiling" else ctx).test_probs)
-                    except MethodNotApplicable as exc:
-                        skipped[m] = str(exc)
-                seconds[m] += time.perf_counter() - t0
-                bar.advance(task)
-    report = score_runs(tb, preds, seconds, skipped, order, seeds, weak, strong)
-    ids = {s: tb[s].ids for s in TEST_SPLITS}
-    as_dicts = {
-        m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)} for run in preds[m]]
-        for m in ("weak", "ceiling")
-    }
-    save_baselines(
-        report, BaselinePredictions(testbed=name, weak=as_dicts["weak"], ceiling=as_dicts["ceiling"]), settings
-    )
-    record_criteria(report, settings)
-    return report
-
-
-def score_runs(
-    tb: Testbed,
-    preds: dict[str, list[dict[str, np.ndarray]]],
-    seconds: dict[str, float],
-    skipped: dict[str, str],
-    order: list[str],
-    seeds: int,
-    weak: ModelSpec,
-    strong: ModelSpec,
-) -> BaselineReport:
-    """Accuracy and PGR per method (means over seeds; SE over seeds for accuracy, bootstrap for PGR)."""
-    labels = {s: tb[s].require_labels() for s in TEST_SPLITS}
-    labels["combined"] = np.concatenate([labels[s] for s in TEST_SPLITS])
-
-    def per_seed_correct(runs: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
-        out: dict[str, list[np.ndarray]] = {k: [] for k in (*TEST_SPLITS, "combined")}
-        for run in runs:
-            run = {**run, "combined": np.concatenate([run[s] for s in TEST_SPLITS])}
-            for k in out:
-                out[k].append(correctness(run[k], labels[k]))
-        return out
-
-    correct = {m: per_seed_correct(preds[m]) for m in order if preds[m]}
-    keys = {"test_id": "id", "test_ood": "ood", "combined": "combined"}
-
-    def acc_stats(m: str) -> tuple[dict[str, float], dict[str, float]]:
-        means, ses = {}, {}
-        for split, key in keys.items():
-            means[key], ses[key] = mean_se([c.mean() for c in correct[m][split]])
-        return means, ses
-
-    w_acc, w_se = acc_stats("weak")
-    s_acc, s_se = acc_stats("ceiling")
-    methods = []
-    for m in order:
-        if m in skipped:
-            methods.append(
-                MethodResult(
-                    name=m,
-                    acc=SplitAcc(id=None, ood=None),
-                    pgr=SplitPGR(id=None, ood=None, combined=None),
-                    se=SE(acc=SplitAcc(id=None, ood=None)),
-                    seconds=round(seconds[m], 2),
-                    note=f"not applicable: {skipped[m]}",
-                )
-            )
-            continue
-        acc, se = acc_stats(m)
-        pg: dict[str, float | None] = {}
-        pg_se: dict[str, float | None] = {}
-        for split, key in keys.items():
-            pg[key] = pgr(acc[key], w_acc[key], s_acc[key])
-            avg = [np.mean(correct[x][split], axis=0) for x in (m, "weak", "ceiling")]
-            _, boot = bootstrap_se(*avg)
-            pg_se[key] = None if pg[key] is None or not np.isfinite(boot) else boot
-        methods.append(
-            MethodResult(
-                name=m,
-                acc=SplitAcc(**acc),
-                pgr=SplitPGR(**pg),
-                se=SE(acc=SplitAcc(**se), pgr=SplitPGR(**pg_se)),
-                seconds=round(seconds[m], 2),
-            )
-        )
-    return BaselineReport(
-        testbed=tb.name,
-        seeds=seeds,
-        weak=ModelAcc(acc=SplitAcc(**w_acc), se=SE(acc=SplitAcc(**w_se))),
-        ceiling=ModelAcc(acc=SplitAcc(**s_acc), se=SE(acc=SplitAcc(**s_se))),
-        methods=methods,
-        config={"weak": weak.model_dump(), "strong": strong.model_dump()},
-    )
+    tb = load_testbed(testbed, settings)
+    return run_method(method, make_context(tb, strong or default_models(testbed)[1], seed, settings))

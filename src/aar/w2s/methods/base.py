@@ -1,9 +1,10 @@
 """What a W2S method sees and returns, and the registry of methods.
 
-A method is a plain function ``run(ctx) -> MethodOutput``. The context holds the testbed (public
-view plus, on the trusted side only, ``strong_train`` labels for the ceiling), factories for fresh
-weak and strong models, and the seed. Weak labels for ``strong_train`` are computed once per context
-and shared, so several methods in one run reuse one weak model.
+A method is a plain function ``run(ctx) -> MethodOutput``. The context holds the testbed's public
+view (plus, on the trusted side only, ``strong_train`` labels for the ceiling), a factory for fresh
+strong models, and the seed. The weak supervision is what the testbed publishes: the weak model's
+soft labels on ``strong_train`` and its predictions on the test items; the weak model's own training
+labels never reach a method.
 """
 
 from __future__ import annotations
@@ -34,32 +35,20 @@ class ExperimentContext:
     """Everything a method may use. ``testbed`` hides test labels; strong_train labels only if trusted."""
 
     testbed: Testbed
-    make_weak: Callable[[], W2SModel]
     make_strong: Callable[[], W2SModel]
     seed: int = 0
-    _weak: W2SModel | None = None
-    _weak_labels: np.ndarray | None = None
-
-    @property
-    def weak_train(self) -> Split:
-        return self.testbed["weak_train"]
 
     @property
     def strong_train(self) -> Split:
         return self.testbed["strong_train"]
 
-    def weak_model(self) -> W2SModel:
-        """The weak model trained on ``weak_train`` ground truth (trained once per context)."""
-        if self._weak is None:
-            split = self.weak_train
-            self._weak = self.make_weak().fit(split.items, split.require_labels().astype(float), seed=self.seed)
-        return self._weak
-
     def weak_labels(self) -> np.ndarray:
-        """Soft weak labels P(label 1) on ``strong_train``."""
-        if self._weak_labels is None:
-            self._weak_labels = self.weak_model().predict_proba(self.strong_train.items)
-        return self._weak_labels
+        """Soft weak labels P(label 1) on ``strong_train`` (published by the testbed)."""
+        return self.strong_train.require_weak()
+
+    def weak_test_predictions(self) -> dict[str, np.ndarray]:
+        """The weak model's P(label 1) on each test split (published by the testbed)."""
+        return {s: self.testbed[s].require_weak() for s in TEST_SPLITS}
 
     def predict_tests(self, model: W2SModel) -> dict[str, np.ndarray]:
         return {s: model.predict_proba(self.testbed[s].items) for s in TEST_SPLITS}

@@ -7,8 +7,8 @@ from aar.w2s.methods.base import ExperimentContext, MethodNotApplicable, MethodO
 
 @method("weak")
 def weak(ctx: ExperimentContext) -> MethodOutput:
-    """Weak model trained on weak_train ground truth (defines W)."""
-    return MethodOutput(ctx.predict_tests(ctx.weak_model()))
+    """The weak model's published test predictions (defines W)."""
+    return MethodOutput(ctx.weak_test_predictions())
 
 
 @method("ceiling")

@@ -5,11 +5,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aar.w2s.models.base import FeatureModel, W2SModel
 from aar.w2s.models.head import HeadConfig
-from aar.w2s.models.spec import Backend, ModelSpec
+from aar.w2s.spec import Backend, ModelSpec
 from aar.w2s.testbeds.base import Format
+
+if TYPE_CHECKING:
+    from aar.w2s.models.encoder import EncoderView
 
 _HEAD_KEYS = set(HeadConfig.__dataclass_fields__)
 
@@ -19,12 +23,15 @@ def build_model(spec: ModelSpec, fmt: Format, cache_dir: Path | None = None) -> 
     opts = dict(spec.options)
     head = HeadConfig(**{k: opts.pop(k) for k in list(opts) if k in _HEAD_KEYS})
     if spec.backend == "encoder":
-        from aar.w2s.models.encoder import EncoderModel, EncoderSpec
+        from aar.w2s.models.encoder import EncoderModel
 
-        enc = EncoderSpec(**{k: opts.pop(k) for k in list(opts) if k in EncoderSpec.__dataclass_fields__})
-        features = opts.pop("features", ("joint", "product", "cosine"))
-        _no_leftovers(spec, opts)
-        return EncoderModel(fmt, enc, features, head, cache_dir)
+        raw_views = opts.pop("views", None)
+        if raw_views is None:
+            views = [_encoder_view(spec, opts)]  # the single-view form: every option describes one view
+        else:
+            _no_leftovers(spec, opts)
+            views = [_encoder_view(spec, dict(v)) for v in raw_views]
+        return EncoderModel(fmt, head=head, cache_dir=cache_dir, views=views)
     if spec.backend == "tfidf":
         from aar.w2s.models.tfidf import TfidfModel
 
@@ -39,6 +46,16 @@ def build_model(spec: ModelSpec, fmt: Format, cache_dir: Path | None = None) -> 
 
         return CausalLMModel(fmt, **opts)
     raise ValueError(f"unknown backend {spec.backend!r}")
+
+
+def _encoder_view(spec: ModelSpec, opts: dict) -> EncoderView:
+    """One ``EncoderView`` from options (``name``, ``layers``, ``max_length``, ``batch_size``, ``features``)."""
+    from aar.w2s.models.encoder import EncoderSpec, EncoderView
+
+    enc = EncoderSpec(**{k: opts.pop(k) for k in list(opts) if k in EncoderSpec.__dataclass_fields__})
+    features = tuple(opts.pop("features", ("joint", "product", "cosine")))
+    _no_leftovers(spec, opts)
+    return EncoderView(enc, features)
 
 
 def _no_leftovers(spec: ModelSpec, opts: dict) -> None:

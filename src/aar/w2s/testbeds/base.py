@@ -1,30 +1,31 @@
-"""Testbed data model and its on-disk layout (public splits vs. admin-only labels).
+"""Testbed data model and its public, label-free on-disk layout.
 
-Public side (``AAR_HOME/testbeds/NAME/``): one JSONL file per split with the item text only;
-``weak_train`` also carries its labels (they train the weak model and are public by design).
-Label side (``AAR_HOME/labels/NAME/``, mode 0700): ``{id, label, difficulty}`` per item for every
-split, the testbed card and the stored baselines. Only the trusted admin path and the eval server
-read the label side.
+Public side (``AAR_HOME/testbeds/NAME/``): one JSONL file per published split (``strong_train``,
+``test_id``, ``test_ood``) with the item text and ``weak``, the weak model's P(label 1) for the item
+(its soft label on ``strong_train``, its prediction on the tests). ``weak_train`` is never published:
+as in the published W2S setup, agents see the weak model's outputs, not its training labels.
+The label side (labels of every split, ``weak_train`` items, salt, card, baselines) is written and
+read only by the trusted package ``aar.labels``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from aar.config import Settings, ensure_private_dir, get_settings
+from aar.config import Settings, get_settings
 
 Format = Literal["pairwise", "binary"]
 SPLITS: tuple[str, ...] = ("weak_train", "strong_train", "test_id", "test_ood")
 TEST_SPLITS: tuple[str, ...] = ("test_id", "test_ood")
-HIDDEN_SPLITS: tuple[str, ...] = ("strong_train", "test_id", "test_ood")
-SCHEMA_VERSION = 1
+PUBLIC_SPLITS: tuple[str, ...] = ("strong_train", "test_id", "test_ood")
+SCHEMA_VERSION = 2
 
 
 class TestbedError(ValueError):
@@ -65,17 +66,25 @@ class Item:
 
 @dataclass
 class Split:
-    """Items of one split, with labels and difficulty levels when the caller may see them."""
+    """Items of one split, with labels and difficulty levels when the caller may see them.
+
+    ``weak`` is the weak model's P(label 1) per item, where it has been published.
+    """
 
     items: list[Item]
     labels: np.ndarray | None = None
     difficulty: list[str] | None = None
+    weak: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.labels is not None:
             self.labels = np.asarray(self.labels, dtype=np.int64)
             if len(self.labels) != len(self.items):
                 raise TestbedError("labels and items differ in length")
+        if self.weak is not None:
+            self.weak = np.asarray(self.weak, dtype=np.float64)
+            if len(self.weak) != len(self.items):
+                raise TestbedError("weak predictions and items differ in length")
         if self.difficulty is not None and len(self.difficulty) != len(self.items):
             raise TestbedError("difficulty and items differ in length")
 
@@ -91,8 +100,13 @@ class Split:
             raise TestbedError("this split's labels are hidden here")
         return self.labels
 
+    def require_weak(self) -> np.ndarray:
+        if self.weak is None:
+            raise TestbedError("the weak model's predictions for this split are not published")
+        return self.weak
+
     def without_labels(self) -> Split:
-        return Split(list(self.items))
+        return Split(list(self.items), weak=self.weak)
 
 
 @dataclass
@@ -105,22 +119,20 @@ class Testbed:
     format: Format
     splits: dict[str, Split]
     meta: dict = field(default_factory=dict)
+    checks: dict[str, dict[str, float]] = field(default_factory=dict)  # builder's shortcut checks; never published
 
     def __getitem__(self, split: str) -> Split:
         return self.splits[split]
 
     def public_view(self) -> Testbed:
-        """The same testbed with every hidden split's labels and all difficulty levels removed."""
-        splits = {}
-        for name, split in self.splits.items():
-            labels = split.labels if name == "weak_train" else None
-            splits[name] = Split(list(split.items), labels)
+        """What agents see: the published splits without labels or difficulty, ``weak_train`` dropped."""
+        splits = {name: self.splits[name].without_labels() for name in PUBLIC_SPLITS if name in self.splits}
         return Testbed(self.name, self.format, splits, dict(self.meta))
 
-    def validate(self) -> None:
+    def validate(self, splits: tuple[str, ...] = SPLITS) -> None:
         """Check ids are unique across splits and every split is non-empty."""
         seen: set[str] = set()
-        for name in SPLITS:
+        for name in splits:
             if name not in self.splits or not len(self.splits[name]):
                 raise TestbedError(f"testbed {self.name!r}: split {name!r} is empty or missing")
             for item in self.splits[name].items:
@@ -131,7 +143,8 @@ class Testbed:
                     raise TestbedError(f"item {item.id!r} does not match format {self.format!r}")
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """Write rows atomically (a temporary file renamed into place)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
@@ -167,75 +180,38 @@ def public_dir(name: str, settings: Settings | None = None) -> Path:
     return (settings or get_settings()).testbeds_dir / check_name(name)
 
 
-def labels_dir(name: str, settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).labels_dir / check_name(name)
-
-
-def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, Path]:
-    """Write public splits and the label side. Returns (public dir, labels dir)."""
-    settings = settings or get_settings()
-    tb.validate()
+def write_public(tb: Testbed, settings: Settings | None = None) -> Path:
+    """Write the published splits (items + weak predictions where known, no labels) and ``testbed.json``."""
     pub = public_dir(tb.name, settings)
     pub.mkdir(parents=True, exist_ok=True)
-    ensure_private_dir(settings.labels_dir)
-    lab = ensure_private_dir(labels_dir(tb.name, settings))
-    for name in SPLITS:
+    for name in PUBLIC_SPLITS:
         split = tb.splits[name]
-        labels = split.require_labels()
-        difficulty = split.difficulty or ["all"] * len(split)
-        rows = []
-        for item, y in zip(split.items, labels, strict=True):
-            row: dict[str, object] = dict(item.to_public(tb.format))
-            if name == "weak_train":
-                row["label"] = int(y)
-            rows.append(row)
-        _write_jsonl(pub / f"{name}.jsonl", rows)
-        _write_jsonl(
-            lab / f"{name}.jsonl",
-            (
-                {"id": it.id, "label": int(y), "difficulty": d}
-                for it, y, d in zip(split.items, labels, difficulty, strict=True)
-            ),
+        weak = [None] * len(split) if split.weak is None else [round(float(p), 6) for p in split.weak]
+        write_jsonl(
+            pub / f"{name}.jsonl",
+            ({**it.to_public(tb.format), "weak": p} for it, p in zip(split.items, weak, strict=True)),
         )
     meta = {"schema_version": SCHEMA_VERSION, "name": tb.name, "format": tb.format, **tb.meta}
     (pub / "testbed.json").write_text(json.dumps(meta, indent=2))
-    return pub, lab
+    return pub
 
 
-def load_testbed(name: str, *, with_labels: bool = False, settings: Settings | None = None) -> Testbed:
-    """Load a prepared testbed. ``with_labels`` (trusted side only) joins the label store."""
-    settings = settings or get_settings()
+def load_testbed(name: str, settings: Settings | None = None) -> Testbed:
+    """Load a prepared testbed's public view: published splits with the weak model's predictions."""
     pub = public_dir(name, settings)
     meta_path = pub / "testbed.json"
     if not meta_path.exists():
         raise TestbedError(f"testbed {name!r} is not prepared under {pub} (run `aar testbed prepare {name}`)")
     meta = json.loads(meta_path.read_text())
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise TestbedError(f"testbed {name!r} was prepared by an older aar; run `aar testbed prepare {name}` again")
     fmt: Format = meta["format"]
     splits: dict[str, Split] = {}
-    for split in SPLITS:
+    for split in PUBLIC_SPLITS:
         rows = read_jsonl(pub / f"{split}.jsonl")
-        items = [Item.from_public(r, fmt) for r in rows]
-        labels = np.array([r["label"] for r in rows]) if split == "weak_train" else None
-        difficulty = None
-        if with_labels:
-            labels, difficulty = _join_labels(items, read_label_rows(name, split, settings), name, split)
-        splits[split] = Split(items, labels, difficulty)
+        weak = [r.get("weak") for r in rows]
+        splits[split] = Split(
+            [Item.from_public(r, fmt) for r in rows], weak=None if None in weak else np.array(weak, dtype=np.float64)
+        )
     extra = {k: v for k, v in meta.items() if k not in ("schema_version", "name", "format")}
     return Testbed(name, fmt, splits, extra)
-
-
-def read_label_rows(name: str, split: str, settings: Settings | None = None) -> list[dict]:
-    """The label side of one split: ``[{id, label, difficulty}]`` (trusted callers only)."""
-    path = labels_dir(name, settings) / f"{split}.jsonl"
-    if not path.exists():
-        raise TestbedError(f"no labels for testbed {name!r} split {split!r} at {path}")
-    return read_jsonl(path)
-
-
-def _join_labels(items: Sequence[Item], rows: list[dict], name: str, split: str) -> tuple[np.ndarray, list[str]]:
-    by_id = {r["id"]: r for r in rows}
-    missing = [it.id for it in items if it.id not in by_id]
-    if missing or len(by_id) != len(items):
-        raise TestbedError(f"testbed {name!r} split {split!r}: label store does not match the public items")
-    labels = np.array([int(by_id[it.id]["label"]) for it in items])
-    return labels, [str(by_id[it.id].get("difficulty", "all")) for it in items]

@@ -59,6 +59,11 @@ def detect_format(row: dict) -> Format:
     raise TestbedError("cannot tell the format: rows need answer_a/answer_b (pairwise) or candidate (binary)")
 
 
+def jsonl_name(path: Path) -> str:
+    """The testbed name for a JSONL file: its stem with unsafe characters replaced."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip(".-") or "jsonl"
+
+
 def load_jsonl_testbed(path: Path, name: str | None = None, seed: int = 0, max_items: int | None = None) -> Testbed:
     """Build a testbed from a user's JSONL file."""
     path = Path(path)
@@ -69,7 +74,7 @@ def load_jsonl_testbed(path: Path, name: str | None = None, seed: int = 0, max_i
         raise TestbedError(f"{path} has no rows")
     fmt = detect_format(rows[0])
     parsed = [parse_row(r, fmt, f"{path}:{i}") for i, r in enumerate(rows, 1)]
-    name = name or re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip(".-") or "jsonl"
+    name = name or jsonl_name(path)
     meta = {"source": "jsonl", "description": f"user data from {path.name}", "path": str(path.resolve())}
     explicit = [s for _, s in parsed]
     if any(s is not None for s in explicit):

@@ -1,20 +1,24 @@
 """Built-in offline testbeds from WordNet 3.0 (Debian ``wordnet-base``): word-sense choice and verification.
 
-Each item shows a sentence taken from the gloss examples of one sense of a word (the prompt is the
-sentence itself) and asks which definition fits the word as used there. ``wordsense`` (pairwise):
-A/B = the true sense's definition vs. another sense of the same word, with lengths within ±20%.
-``wordsense-verify`` (binary): one definition, true or another sense's.
+Each item shows a sentence from a WordNet gloss example with the target word marked (``*bank*``) and
+asks which definition fits the word as used there. ``wordsense`` (pairwise): A/B = the true sense's
+definition vs. another sense of the same word. ``wordsense-verify`` (binary): one definition, true
+or another sense's.
 
-Construction, against known shortcuts:
-- adversarial filtering: 20% of the items are removed, drawn from those the full MiniLM's
-  context–definition cosine rule gets right, so the strong model's zero-shot rule leaves room;
-- the "longer answer is correct" rate is balanced to exactly 50%, and A/B order (or True/False) is
-  balanced within every difficulty level (difficulty = how many senses the word has);
-- ID = nouns and verbs (weak_train 450, strong_train 3300, test_id 1000); OOD = adjectives
-  (test_ood 1200). The small weak_train and large strong_train follow the W2S setting: the weak
-  supervisor learns from little ground truth, the student sees many weakly labelled items.
-- The prompt is the bare sentence: a question template shared by every item dilutes mean-pooled
-  sentence embeddings, which made the weak model fall below 0.55 OOD.
+Construction (every random choice draws from the testbed's secret salt, so re-running this code
+without the salt reproduces neither the items kept, the distractors, the A/B order nor the splits):
+- supply: every gloss example of every synset, matched to one of the synset's lemmas in any inflected
+  form (WordNet's ``*.exc`` lists and morphy rules), one item per sentence; ID = nouns, verbs and
+  adverbs, OOD = adjectives;
+- one distractor per item, another sense of the same word, chosen so that "the longer definition is
+  correct" and "the more frequent sense (lower WordNet sense number) is correct" each hold for exactly
+  half of the items (re-balanced after filtering);
+- adversarial filtering: a share of the items is removed, drawn from those the strong encoder's
+  sentence–definition cosine gets right, so the strong model's zero-shot rule leaves room;
+- splits are grouped by word: no word appears in two splits; the small ``weak_train`` split trains
+  the weak model on the trusted side and is never published, only the weak model's outputs are;
+- A/B order (or True/False) is balanced within every difficulty level (difficulty = how many senses
+  the word has).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,162 +35,217 @@ import numpy as np
 from aar.w2s.models.cache import ArrayCache
 from aar.w2s.models.encoder import EncoderSpec, embed_texts
 from aar.w2s.testbeds.base import Format, Item, Split, Testbed
-from aar.w2s.testbeds.wordnet import read_index, read_synsets, wordnet_dir
+from aar.w2s.testbeds.wordnet import find_lemma, read_exceptions, read_index, read_synsets, wordnet_dir
 
-ADVERSARIAL_DROP = 0.20
-LENGTH_TOLERANCE = 0.20
-ID_SIZES = {"weak_train": 450, "strong_train": 3300, "test_id": 1000}
-OOD_SIZE = 1200
-MAX_EXAMPLES_PER_SENSE = 2
-ID_POS: tuple[str, ...] = ("n", "v")
+ID_POS: tuple[str, ...] = ("n", "v", "r")
 OOD_POS: tuple[str, ...] = ("a",)
+SIZES = {"test_id": 5200, "weak_train": 500}  # strong_train takes the rest of the ID pool
+OOD_SIZE = 6000
+DROP = {"id": 0.22, "ood": 0.22}
+_WORD = re.compile(r"[a-z][a-z \-']*")
+LABEL_SOURCES = ("/usr/share/wordnet", "/usr/local/share/wordnet")
 
 
 @dataclass(frozen=True)
-class SenseCase:
-    """A word in context with its true definition and a same-word distractor definition."""
+class Candidate:
+    """A word in a marked sentence with its true sense and every other sense of the word."""
 
-    id: str
     pos: str
     word: str
+    sense: str
     context: str
     true_def: str
-    other_def: str
-    n_senses: int
+    rank: int
+    others: tuple[tuple[str, int], ...]  # (definition, sense rank)
+    distractor: str = ""
+    distractor_rank: int = -1
 
     @property
-    def prompt(self) -> str:
-        return self.context
+    def n_senses(self) -> int:
+        return len(self.others) + 1
+
+
+def collect_candidates(pos: str, root: Path | None = None) -> list[Candidate]:
+    """Every usable (sentence, word, sense) of one part of speech; deterministic, one per sentence."""
+    synsets, index, exceptions = read_synsets(pos, root), read_index(pos, root), read_exceptions(pos, root)
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    for offset in sorted(synsets):
+        synset = synsets[offset]
+        for example in synset.examples:
+            if example in seen or "*" in example:
+                continue
+            for lemma in synset.lemmas:
+                word = lemma.lower()
+                senses = index.get(word, [])
+                if len(senses) < 2 or offset not in senses or not _WORD.fullmatch(word):
+                    continue
+                span = find_lemma(example, word, pos, exceptions)
+                others = tuple(
+                    (synsets[o].definition, senses.index(o))
+                    for o in senses
+                    if o != offset and synsets[o].definition != synset.definition
+                )
+                if span is None or not others:
+                    continue
+                seen.add(example)
+                a, b = span
+                marked = f"{example[:a]}*{example[a:b]}*{example[b:]}"
+                out.append(Candidate(pos, word, offset, marked, synset.definition, senses.index(offset), others))
+                break
+    return out
+
+
+def choose_distractors(cands: Sequence[Candidate], rng: np.random.Generator) -> list[Candidate]:
+    """Pick one distractor per candidate aiming at a random (longer?, more frequent?) target pattern."""
+    want_longer = rng.permutation(len(cands)) % 2 == 0
+    want_frequent = rng.permutation(len(cands)) % 2 == 0
+    out = []
+    for c, longer, frequent in zip(cands, want_longer, want_frequent, strict=True):
+        options = [(d, r) for d, r in c.others if len(d) != len(c.true_def)]
+        if not options:
+            continue
+        scored = [
+            (((len(c.true_def) > len(d)) == longer) * 2 + ((c.rank < r) == frequent), i)
+            for i, (d, r) in enumerate(options)
+        ]
+        best = max(s for s, _ in scored)
+        picks = [i for s, i in scored if s == best]
+        d, r = options[picks[int(rng.integers(len(picks)))]]
+        out.append(replace(c, distractor=d, distractor_rank=r))
+    return out
+
+
+def balance_priors(cands: Sequence[Candidate], rng: np.random.Generator) -> list[Candidate]:
+    """Subsample so "longer is correct" and "more frequent sense is correct" each hold for exactly half."""
+    cells: dict[tuple[bool, bool], list[Candidate]] = defaultdict(list)
+    for c in cands:
+        cells[(len(c.true_def) > len(c.distractor), c.rank < c.distractor_rank)].append(c)
+    keep: list[Candidate] = []
+    for x, y in (((True, True), (False, False)), ((True, False), (False, True))):
+        k = min(len(cells[x]), len(cells[y]))
+        for key in (x, y):
+            group = cells[key]
+            keep += [group[i] for i in sorted(rng.permutation(len(group))[:k])]
+    return keep
+
+
+def adversarial_filter(
+    cands: Sequence[Candidate], rng: np.random.Generator, cache: ArrayCache | None, encoder: str, rate: float
+) -> list[Candidate]:
+    """Drop ``rate`` of all candidates, drawn from those the ``encoder``'s sentence–definition cosine gets right."""
+    spec = EncoderSpec(name=encoder)
+    ctx = embed_texts(spec, [c.context for c in cands], cache)
+    right = (ctx * embed_texts(spec, [c.true_def for c in cands], cache)).sum(1)
+    wrong = (ctx * embed_texts(spec, [c.distractor for c in cands], cache)).sum(1)
+    correct = np.flatnonzero(right > wrong)
+    n_drop = min(len(correct), int(round(rate * len(cands))))
+    drop = set(rng.choice(correct, size=n_drop, replace=False).tolist())
+    return [c for i, c in enumerate(cands) if i not in drop]
 
 
 def _difficulty(n_senses: int) -> str:
     return "2-3 senses" if n_senses <= 3 else ("4-7 senses" if n_senses <= 7 else "8+ senses")
 
 
-def collect_cases(pos: str, rng: np.random.Generator, root: Path | None = None) -> list[SenseCase]:
-    """All (word, sense, example, distractor) cases of one part of speech, deduplicated by sentence."""
-    synsets, index = read_synsets(pos, root), read_index(pos, root)
-    cases: list[SenseCase] = []
-    seen: set[tuple[str, str]] = set()
-    for word in sorted(index):
-        offsets = index[word]
-        if len(offsets) < 2 or not re.fullmatch(r"[a-z][a-z \-']*", word):
-            continue
-        pattern = re.compile(r"\b" + re.escape(word) + r"\b", re.IGNORECASE)
-        for off in offsets:
-            true = synsets[off]
-            examples = [e for e in true.examples if pattern.search(e) and (word, e) not in seen]
-            if not examples:
-                continue
-            n = len(true.definition)
-            others = [
-                synsets[o].definition
-                for o in offsets
-                if o != off
-                and abs(len(synsets[o].definition) - n) <= LENGTH_TOLERANCE * n
-                and synsets[o].definition != true.definition
-            ]
-            if not others:
-                continue
-            for context in examples[:MAX_EXAMPLES_PER_SENSE]:
-                seen.add((word, context))
-                uid = hashlib.sha256(f"{pos}|{word}|{off}|{context}".encode()).hexdigest()[:12]
-                cases.append(
-                    SenseCase(
-                        f"ws-{uid}",
-                        pos,
-                        word,
-                        context,
-                        true.definition,
-                        others[int(rng.integers(len(others)))],
-                        len(offsets),
-                    )
-                )
-    return cases
+FREQUENT_RULE = "more frequent WordNet sense is correct (needs the label source)"
 
 
-def adversarial_filter(
-    cases: list[SenseCase], rng: np.random.Generator, cache: ArrayCache | None, encoder: str = "minilm",
-    rate: float = ADVERSARIAL_DROP,
-) -> list[SenseCase]:
-    """Drop ``rate`` of all cases, drawn from those the ``encoder``'s context–definition cosine gets right."""
-    spec = EncoderSpec(name=encoder)
-    ctx = embed_texts(spec, [c.prompt for c in cases], cache)
-    right = (ctx * embed_texts(spec, [c.true_def for c in cases], cache)).sum(1)
-    wrong = (ctx * embed_texts(spec, [c.other_def for c in cases], cache)).sum(1)
-    correct = np.flatnonzero(right > wrong)
-    n_drop = min(len(correct), int(round(rate * len(cases))))
-    drop = set(rng.choice(correct, size=n_drop, replace=False).tolist())
-    return [c for i, c in enumerate(cases) if i not in drop]
+def to_split(cands: Sequence[Candidate], fmt: Format, rng: np.random.Generator, salt: str) -> tuple[Split, float]:
+    """Items with salted ids, labels balanced within each difficulty level, in a salted order.
 
-
-def balance_length(cases: list[SenseCase], rng: np.random.Generator) -> list[SenseCase]:
-    """Keep equal numbers of cases where the true definition is longer and where it is shorter."""
-    longer = [c for c in cases if len(c.true_def) > len(c.other_def)]
-    shorter = [c for c in cases if len(c.true_def) < len(c.other_def)]
-    k = min(len(longer), len(shorter))
-    keep = {c.id for group in (longer, shorter) for c in rng.permutation(np.array(group, dtype=object))[:k]}
-    return [c for c in cases if c.id in keep]
-
-
-def to_split(cases: list[SenseCase], fmt: Format, rng: np.random.Generator) -> Split:
-    """Turn cases into items with labels balanced within each difficulty level."""
-    by_level: dict[str, list[SenseCase]] = defaultdict(list)
-    for c in cases:
+    Also returns the accuracy of the sense-order rule (pairwise: prefer the lower sense number;
+    binary: "true" iff the shown sense is the word's first), symmetrised to max(acc, 1 - acc).
+    """
+    by_level: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
         by_level[_difficulty(c.n_senses)].append(c)
-    items, labels, levels = [], [], []
+    items, labels, levels, rule = [], [], [], []
     for level in sorted(by_level):
         group = by_level[level]
-        flags = np.array([i % 2 for i in range(len(group))])
-        rng.shuffle(flags)
+        flags = rng.permutation(len(group)) % 2
         for c, y in zip(group, flags, strict=True):
+            uid = "ws-" + hashlib.sha256(f"{salt}|{c.pos}|{c.sense}|{c.context}".encode()).hexdigest()[:12]
             if fmt == "pairwise":
-                a, b = (c.other_def, c.true_def) if y == 1 else (c.true_def, c.other_def)
-                items.append(Item(c.id, c.prompt, a, b))
+                a, b = (c.distractor, c.true_def) if y == 1 else (c.true_def, c.distractor)
+                items.append(Item(uid, c.context, a, b))
             else:
-                items.append(Item(c.id, c.prompt, c.true_def if y == 1 else c.other_def))
+                items.append(Item(uid, c.context, c.true_def if y == 1 else c.distractor))
             labels.append(int(y))
             levels.append(level)
+            if fmt == "pairwise":
+                rule.append(c.rank < c.distractor_rank)
+            else:
+                rule.append((c.rank if y == 1 else c.distractor_rank) == 0)
     order = rng.permutation(len(items))
-    return Split([items[i] for i in order], np.array(labels)[order], [levels[i] for i in order])
+    split = Split([items[i] for i in order], np.array(labels)[order], [levels[i] for i in order])
+    hits = np.array(rule, dtype=float) if fmt == "pairwise" else (np.array(rule) == np.array(labels)).astype(float)
+    acc = float(hits.mean()) if len(hits) else 0.5
+    return split, max(acc, 1.0 - acc)
+
+
+def split_by_word(
+    cands: Sequence[Candidate], sizes: dict[str, int], rest: str | None, rng: np.random.Generator
+) -> dict[str, list[Candidate]]:
+    """Deal whole words, in a salted order, to each split until it reaches its size; ``rest`` gets the remainder."""
+    by_word: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        by_word[f"{c.pos}|{c.word}"].append(c)
+    words = sorted(by_word)
+    order = [words[i] for i in rng.permutation(len(words))]
+    out: dict[str, list[Candidate]] = {}
+    pos = 0
+    for name, size in sizes.items():
+        out[name] = []
+        while pos < len(order) and len(out[name]) < size:
+            out[name] += by_word[order[pos]]
+            pos += 1
+    if rest:
+        out[rest] = [c for word in order[pos:] for c in by_word[word]]
+    return out
+
+
+def salted_rng(salt: str, purpose: str) -> np.random.Generator:
+    """A generator seeded by the secret salt and a purpose string (independent streams per purpose)."""
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{salt}|{purpose}".encode()).digest()[:8], "big"))
 
 
 def build_wordsense(
     fmt: Format,
-    seed: int = 0,
+    salt: str,
     cache_dir: Path | None = None,
     name: str | None = None,
     max_cases: int | None = None,
-    filter_encoder: str = "minilm",
+    filter_encoder: str = "mpnet",
     drop: dict[str, float] | None = None,
+    sizes: dict[str, int] | None = None,
+    ood_size: int = OOD_SIZE,
 ) -> Testbed:
     """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification).
 
-    ``filter_encoder`` is the strong model whose zero-shot cosine rule the adversarial filter works
-    against; ``drop`` the share of items it removes per group (``{"id": .., "ood": ..}``, default
-    ``ADVERSARIAL_DROP`` each). ``max_cases`` caps the candidate pool per group before filtering,
-    for quick small builds.
+    ``salt`` is the testbed's secret: every random choice draws from it. ``filter_encoder`` is the
+    strong encoder whose zero-shot cosine rule the adversarial filter works against; ``drop`` the
+    share of items it removes per group. ``max_cases`` caps the candidate pool per group (small
+    builds for tests); ``sizes`` overrides the ``test_id`` / ``weak_train`` sizes.
     """
-    rates = {"id": ADVERSARIAL_DROP, "ood": ADVERSARIAL_DROP, **(drop or {})}
-    rng = np.random.default_rng(seed)
+    rates = {**DROP, **(drop or {})}
     cache = ArrayCache(cache_dir) if cache_dir else None
     root = wordnet_dir()
-    pools = {}
+    pools: dict[str, list[Candidate]] = {}
     for group, poses in (("id", ID_POS), ("ood", OOD_POS)):
-        cases = [c for pos in poses for c in collect_cases(pos, rng, root)]
+        rng = salted_rng(salt, f"pool-{group}")
+        cands = [c for pos in poses for c in collect_candidates(pos, root)]
         if max_cases is not None:
-            cases = [cases[i] for i in sorted(rng.permutation(len(cases))[:max_cases])]
-        cases = balance_length(adversarial_filter(cases, rng, cache, filter_encoder, rates[group]), rng)
-        pools[group] = [cases[i] for i in rng.permutation(len(cases))]
-    splits: dict[str, Split] = {}
-    start = 0
-    id_pool = pools["id"]
-    scale = min(1.0, len(id_pool) / sum(ID_SIZES.values()))
-    for split, size in ID_SIZES.items():
-        n = int(size * scale)
-        splits[split] = to_split(id_pool[start : start + n], fmt, rng)
-        start += n
-    splits["test_ood"] = to_split(pools["ood"][:OOD_SIZE], fmt, rng)
+            cands = [cands[i] for i in sorted(rng.permutation(len(cands))[:max_cases])]
+        cands = choose_distractors(cands, rng)
+        cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group])
+        pools[group] = balance_priors(cands, rng)
+    rng = salted_rng(salt, "splits")
+    n_id = len(pools["id"])
+    want = sizes or (SIZES if max_cases is None else {"test_id": int(0.3 * n_id), "weak_train": int(0.15 * n_id)})
+    assigned = split_by_word(pools["id"], want, "strong_train", rng)
+    assigned["test_ood"] = split_by_word(pools["ood"], {"test_ood": ood_size}, None, rng)["test_ood"]
+    built = {s: to_split(cands, fmt, rng, salt) for s, cands in assigned.items()}
     meta = {
         "source": "builtin",
         "description": "WordNet word-sense " + ("choice (A/B)" if fmt == "pairwise" else "verification (True/False)"),
@@ -193,4 +253,10 @@ def build_wordsense(
         "data": "WordNet 3.0 (Princeton University), Debian package wordnet-base",
         "adversarial_filter": {"encoder": filter_encoder, "drop": rates},
     }
-    return Testbed(name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"), fmt, splits, meta)
+    return Testbed(
+        name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"),
+        fmt,
+        {s: split for s, (split, _) in built.items()},
+        meta,
+        checks={FREQUENT_RULE: {s: acc for s, (_, acc) in built.items()}},
+    )

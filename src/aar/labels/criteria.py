@@ -8,8 +8,8 @@ the strong model's own zero-shot knowledge (unsupervised elicitation) does not a
 from __future__ import annotations
 
 from aar.config import Settings
+from aar.labels.card import SHORTCUT_LIMIT, Criterion, load_card, save_card
 from aar.w2s.results import BaselineReport, MethodResult
-from aar.w2s.testbeds.card import SHORTCUT_LIMIT, Criterion, load_card, save_card
 
 
 def _method(report: BaselineReport, name: str) -> MethodResult | None:

@@ -2,9 +2,11 @@
 
 The card holds label statistics, so it lives on the label side (``labels/NAME/card.{json,md}``) and
 is shown only to the admin. Shortcut checks are the accuracies of trivial rules that a model could
-learn instead of the task: answer length, answer position / label prior, and lexical overlap with
-the prompt. A rule's accuracy is reported as max(acc, 1 - acc): a rule that is reliably wrong is as
-exploitable as one that is reliably right.
+learn instead of the task: answer length, answer position / label prior, lexical overlap with the
+prompt, a TF-IDF classifier that reads only the answers (trained on ``strong_train`` labels), and
+any rule the builder checks against its source (e.g. "the more frequent WordNet sense is correct").
+A rule's accuracy is reported as max(acc, 1 - acc): a rule that is reliably wrong is as exploitable
+as one that is reliably right.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from aar.config import Settings, ensure_private_dir, get_settings
-from aar.w2s.testbeds.base import SPLITS, Split, Testbed, TestbedError, labels_dir
+from aar.labels.store import labels_dir
+from aar.w2s.testbeds.base import SPLITS, Split, Testbed, TestbedError
 
 SHORTCUT_LIMIT = 0.56
 _WORD = re.compile(r"[a-z0-9]+")
@@ -44,6 +47,9 @@ class TestbedCard(BaseModel):
     label_balance: dict[str, float] = Field(description="fraction of label 1 (B / True) per split")
     balance_by_difficulty: dict[str, dict[str, dict[str, float]]]
     shortcuts: dict[str, dict[str, float]] = Field(description="rule -> split -> accuracy")
+    label_sources: list[str] = Field(
+        default_factory=list, description="files the labels can be derived from; hidden from every sandbox"
+    )
     criteria: list[Criterion] = Field(default_factory=list)
     baseline_note: str | None = None
 
@@ -54,6 +60,8 @@ class TestbedCard(BaseModel):
             f"{self.description}",
             "",
             f"- format: {self.format}; source: {self.source}",
+            "- label sources (hidden from research agents by the sandbox): "
+            + (", ".join(f"`{p}`" for p in self.label_sources) or "none declared"),
             "",
         ]
         lines += ["## Splits", "", "| split | items | label 1 share |", "|---|---|---|"]
@@ -141,7 +149,23 @@ def shortcut_checks(fmt: str, split: Split) -> dict[str, float]:
     }
 
 
-def build_card(tb: Testbed) -> TestbedCard:
+def answer_only_rule(fmt: str, train: Split, split: Split) -> float:
+    """Accuracy of a TF-IDF logistic regression that reads only the answers, trained on ``train`` labels."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(min_df=2, sublinear_tf=True).fit([it.answer_a for it in train.items])
+
+    def features(s: Split):  # type: ignore[no-untyped-def]
+        fa = vec.transform([it.answer_a for it in s.items])
+        return fa if fmt == "binary" else vec.transform([it.answer_b or "" for it in s.items]) - fa
+
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(features(train), train.require_labels())
+    acc = float((model.predict(features(split)) == split.require_labels()).mean())
+    return max(acc, 1.0 - acc)
+
+
+def build_card(tb: Testbed, label_sources: list[str] | None = None) -> TestbedCard:
     """Compute the card of a testbed that carries labels for every split."""
     counts, balance, by_level = {}, {}, {}
     shortcuts: dict[str, dict[str, float]] = defaultdict(dict)
@@ -156,6 +180,12 @@ def build_card(tb: Testbed) -> TestbedCard:
         by_level[name] = {lv: {"n": float(len(v)), "frac_pos": float(np.mean(v))} for lv, v in sorted(levels.items())}
         for rule, acc in shortcut_checks(tb.format, split).items():
             shortcuts[rule][name] = acc
+        if name != "strong_train":
+            shortcuts["answers only (TF-IDF, trained on strong_train)"][name] = answer_only_rule(
+                tb.format, tb["strong_train"], split
+            )
+    for rule, by_split in tb.checks.items():
+        shortcuts[rule].update(by_split)
     return TestbedCard(
         name=tb.name,
         format=tb.format,
@@ -166,6 +196,7 @@ def build_card(tb: Testbed) -> TestbedCard:
         label_balance=balance,
         balance_by_difficulty=by_level,
         shortcuts=dict(shortcuts),
+        label_sources=list(label_sources or []),
     )
 
 

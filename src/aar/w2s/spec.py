@@ -1,4 +1,4 @@
-"""Model specs: which backend and with which options (no heavy imports)."""
+"""Model specs: which backend and with which options (no heavy imports; testbeds and models both use it)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,52 @@
+"""Prepare a testbed on the trusted side: build from a secret salt, train the weak model, write, card.
+
+The weak model is trained here on ``weak_train`` ground truth; only its outputs (soft labels on
+``strong_train``, predictions on the test items) are published with the label-free splits, as in
+the published W2S setup.
+"""
+
+from __future__ import annotations
+
+from aar.config import Settings, get_settings
+from aar.labels.card import TestbedCard, build_card, save_card
+from aar.labels.store import testbed_salt, write_testbed
+from aar.w2s.models import ModelSpec, build_model
+from aar.w2s.testbeds import build_testbed, default_models, label_sources, testbed_name
+from aar.w2s.testbeds.base import PUBLIC_SPLITS, Testbed
+
+WEAK_SEED = 0
+
+
+def publish_weak(tb: Testbed, spec: ModelSpec, settings: Settings) -> None:
+    """Train the weak model on ``weak_train`` ground truth and attach its P(label 1) to every published split."""
+    split = tb["weak_train"]
+    model = build_model(spec, tb.format, settings.cache_dir).fit(
+        split.items, split.require_labels().astype(float), seed=WEAK_SEED
+    )
+    for name in PUBLIC_SPLITS:
+        tb[name].weak = model.predict_proba(tb[name].items)
+    tb.meta["weak_model"] = {**spec.model_dump(), "seed": WEAK_SEED}
+
+
+def prepare_testbed(
+    name: str,
+    max_items: int | None = None,
+    settings: Settings | None = None,
+    *,
+    new_salt: bool = False,
+    salt: str | None = None,
+) -> TestbedCard:
+    """Build a testbed from its secret salt, publish the weak model's outputs, write it and its card.
+
+    The salt is ``salt`` if given (to reproduce a build), else the stored one, else a new one.
+    """
+    settings = settings or get_settings()
+    stored_name = testbed_name(name)
+    salt = testbed_salt(stored_name, settings, new=new_salt, value=salt)
+    tb = build_testbed(name, salt, max_items, settings)
+    tb.name = stored_name
+    publish_weak(tb, default_models(stored_name)[0], settings)
+    write_testbed(tb, settings)
+    card = build_card(tb, label_sources(stored_name, settings))
+    save_card(card, settings)
+    return card

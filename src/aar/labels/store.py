@@ -1,0 +1,107 @@
+"""The label store of one testbed (``AAR_HOME/labels/NAME/``, mode 0700): labels, weak_train, salt.
+
+Per split ``{split}.jsonl`` holds ``{id, label, difficulty}``; ``weak_train_items.jsonl`` holds the
+items of the unpublished ``weak_train`` split; ``salt`` (mode 0600) is the secret every random
+choice of the testbed's construction draws from, so the public build code cannot reproduce it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aar.config import Settings, ensure_private_dir, get_settings
+from aar.w2s.testbeds.base import (
+    SPLITS,
+    Item,
+    Split,
+    Testbed,
+    TestbedError,
+    check_name,
+    load_testbed,
+    read_jsonl,
+    write_jsonl,
+    write_public,
+)
+
+SALT_FILE = "salt"
+WEAK_TRAIN_ITEMS = "weak_train_items.jsonl"
+
+
+def labels_dir(name: str, settings: Settings | None = None) -> Path:
+    """The label-side folder of testbed ``name``."""
+    return (settings or get_settings()).labels_dir / check_name(name)
+
+
+def testbed_salt(name: str, settings: Settings | None = None, *, new: bool = False, value: str | None = None) -> str:
+    """The testbed's secret salt: ``value`` if given, else the stored one, else (or if ``new``) a fresh one.
+
+    A salt that is set or drawn is stored with mode 0600 on the label side.
+    """
+    settings = settings or get_settings()
+    ensure_private_dir(settings.labels_dir)
+    path = ensure_private_dir(labels_dir(name, settings)) / SALT_FILE
+    if value is None and path.exists() and not new:
+        return path.read_text().strip()
+    salt = value or secrets.token_hex(16)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(salt)
+    os.replace(path.with_suffix(".tmp"), path)
+    return salt
+
+
+def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, Path]:
+    """Write the public splits (with weak predictions) and the label side. Returns (public dir, labels dir)."""
+    settings = settings or get_settings()
+    tb.validate()
+    pub = write_public(tb, settings)
+    ensure_private_dir(settings.labels_dir)
+    lab = ensure_private_dir(labels_dir(tb.name, settings))
+    for name in SPLITS:
+        split = tb.splits[name]
+        labels = split.require_labels()
+        difficulty = split.difficulty or ["all"] * len(split)
+        write_jsonl(
+            lab / f"{name}.jsonl",
+            (
+                {"id": it.id, "label": int(y), "difficulty": d}
+                for it, y, d in zip(split.items, labels, difficulty, strict=True)
+            ),
+        )
+    write_jsonl(lab / WEAK_TRAIN_ITEMS, (it.to_public(tb.format) for it in tb["weak_train"].items))
+    return pub, lab
+
+
+def read_label_rows(name: str, split: str, settings: Settings | None = None) -> list[dict]:
+    """The label side of one split: ``[{id, label, difficulty}]``."""
+    path = labels_dir(name, settings) / f"{split}.jsonl"
+    if not path.exists():
+        raise TestbedError(f"no labels for testbed {name!r} split {split!r} at {path}")
+    return read_jsonl(path)
+
+
+def load_labelled(name: str, settings: Settings | None = None) -> Testbed:
+    """The whole testbed with labels and difficulty on every split, ``weak_train`` included."""
+    settings = settings or get_settings()
+    tb = load_testbed(name, settings)
+    rows = read_jsonl(labels_dir(name, settings) / WEAK_TRAIN_ITEMS)
+    tb.splits = {"weak_train": Split([Item.from_public(r, tb.format) for r in rows]), **tb.splits}
+    for split_name, split in tb.splits.items():
+        split.labels, split.difficulty = _join_labels(
+            split.items, read_label_rows(name, split_name, settings), name, split_name
+        )
+    return tb
+
+
+def _join_labels(items: Sequence[Item], rows: list[dict], name: str, split: str) -> tuple[np.ndarray, list[str]]:
+    by_id = {r["id"]: r for r in rows}
+    missing = [it.id for it in items if it.id not in by_id]
+    if missing or len(by_id) != len(items):
+        raise TestbedError(f"testbed {name!r} split {split!r}: label store does not match the public items")
+    labels = np.array([int(by_id[it.id]["label"]) for it in items], dtype=np.int64)
+    return labels, [str(by_id[it.id].get("difficulty", "all")) for it in items]

@@ -1,0 +1,71 @@
+"""Import contracts: the research side never imports the label side; the eval server starts without torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "aar"
+
+# package (file or folder under src/aar) -> module prefixes it must never import, anywhere in its code
+CONTRACTS = {
+    "w2s": ("aar.labels", "aar.evalserver", "aar.hub", "aar.mcp"),
+    "hub": ("aar.labels", "aar.evalserver", "aar.w2s"),
+    "mcp.py": ("aar.labels", "aar.evalserver", "aar.w2s"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (functions included), with relative imports resolved."""
+    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def files_of(target: str) -> list[Path]:
+    path = SRC / target
+    return [path] if path.is_file() else sorted(path.rglob("*.py"))
+
+
+@pytest.mark.parametrize("target", sorted(CONTRACTS))
+def test_package_imports_nothing_forbidden(target: str) -> None:
+    files = files_of(target)
+    assert files, f"{target} not found"
+    bad = [
+        f"{f.relative_to(SRC)} imports {m}"
+        for f in files
+        for m in sorted(imported_modules(f))
+        if m.startswith(CONTRACTS[target])
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
+    """Control: a function-level import of the label side is found."""
+    fake = SRC / "w2s" / "_contract_probe.py"
+    try:
+        fake.write_text("def f():\n    from aar.labels.store import read_label_rows\n    from ..evalserver import app\n")
+        mods = imported_modules(fake)
+        assert "aar.labels.store" in mods and "aar.evalserver.app" in mods
+    finally:
+        fake.unlink()
+
+
+def test_eval_server_imports_without_torch() -> None:
+    code = "import sys, aar.evalserver.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
