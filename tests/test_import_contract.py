@@ -19,9 +19,9 @@ CONTRACTS = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, root: Path = SRC.parent) -> set[str]:
     """Every module a file imports, at any depth (functions included), with relative imports resolved."""
-    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -56,13 +56,11 @@ def test_package_imports_nothing_forbidden(target: str) -> None:
 
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     """Control: a function-level import of the label side is found."""
-    fake = SRC / "w2s" / "_contract_probe.py"
-    try:
-        fake.write_text("def f():\n    from aar.labels.store import read_label_rows\n    from ..evalserver import app\n")
-        mods = imported_modules(fake)
-        assert "aar.labels.store" in mods and "aar.evalserver.app" in mods
-    finally:
-        fake.unlink()
+    fake = tmp_path / "aar" / "w2s" / "probe.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("def f():\n    from aar.labels.store import read_label_rows\n    from ..evalserver import app\n")
+    mods = imported_modules(fake, root=tmp_path)
+    assert "aar.labels.store" in mods and "aar.evalserver.app" in mods
 
 
 def test_eval_server_imports_without_torch() -> None:

@@ -21,8 +21,8 @@ from aar.db import make_engine
 from aar.evalserver.app import create_app
 from aar.evalserver.config import EvalServerConfig
 from aar.labels.references import BaselinePredictions, save_baselines
-from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.labels.store import write_testbed
+from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.w2s.testbeds.base import Item, Split, Testbed
 
 

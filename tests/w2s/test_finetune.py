@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from aar.config import Settings
-from aar.w2s.models import ModelSpec, build_model
 from aar.labels.store import load_labelled
+from aar.w2s.models import ModelSpec, build_model
 from aar.w2s.testbeds.base import Item
 
 

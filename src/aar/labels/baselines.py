@@ -15,6 +15,7 @@ import numpy as np
 
 from aar.config import Settings, get_settings
 from aar.labels.criteria import record_criteria
+from aar.labels.power import private_half_power
 from aar.labels.prepare import prepare_testbed
 from aar.labels.references import BaselinePredictions, save_baselines
 from aar.labels.store import load_labelled
@@ -102,7 +103,7 @@ def run_baselines(
                         skipped[m] = str(exc)
                 seconds[m] += time.perf_counter() - t0
                 bar.advance(task)
-    report = score_runs(tb, preds, seconds, skipped, order, seeds, weak, strong)
+    report, correct = score_runs(tb, preds, seconds, skipped, order, seeds, weak, strong)
     ids = {s: tb[s].ids for s in TEST_SPLITS}
     as_dicts = {
         m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)} for run in preds[m]]
@@ -111,7 +112,7 @@ def run_baselines(
     save_baselines(
         report, BaselinePredictions(testbed=name, weak=as_dicts["weak"], ceiling=as_dicts["ceiling"]), settings
     )
-    record_criteria(report, settings)
+    record_criteria(report, private_half_power(report, correct, ids, settings), settings)
     return report
 
 
@@ -124,8 +125,11 @@ def score_runs(
     seeds: int,
     weak: ModelSpec,
     strong: ModelSpec,
-) -> BaselineReport:
-    """Accuracy and PGR per method (means over seeds; SE over seeds for accuracy, bootstrap for PGR)."""
+) -> tuple[BaselineReport, dict[str, dict[str, np.ndarray]]]:
+    """Accuracy and PGR per method (means over seeds; SE over seeds for accuracy, bootstrap for PGR).
+
+    Also returns each method's per-item correctness on each test split (mean over seeds).
+    """
     labels = {s: tb[s].require_labels() for s in TEST_SPLITS}
     labels["combined"] = np.concatenate([labels[s] for s in TEST_SPLITS])
 
@@ -179,7 +183,8 @@ def score_runs(
                 seconds=round(seconds[m], 2),
             )
         )
-    return BaselineReport(
+    item_correct = {m: {s: np.mean(correct[m][s], axis=0) for s in TEST_SPLITS} for m in correct}
+    report = BaselineReport(
         testbed=tb.name,
         seeds=seeds,
         weak=ModelAcc(acc=SplitAcc(**w_acc), se=SE(acc=SplitAcc(**w_se))),
@@ -187,3 +192,4 @@ def score_runs(
         methods=methods,
         config={"weak": weak.model_dump(), "strong": strong.model_dump()},
     )
+    return report, item_correct

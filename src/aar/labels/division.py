@@ -19,6 +19,8 @@ from aar.labels.store import SALT_FILE, labels_dir
 
 log = logging.getLogger("aar.evalserver")
 SPLIT_FILE = "eval_split.json"
+DEFAULT_FRACTION = 0.5  # the eval server's default public share
+DEFAULT_SEED = 0
 
 
 def _salt(name: str, settings: Settings) -> str:
