@@ -1,0 +1,40 @@
+"""Host-side workspace file access: no symlink is ever followed out of the workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aar.sandbox import SandboxError
+from aar.sandbox.files import disk_usage, read_beneath, write_beneath
+
+
+def test_read_write_roundtrip(tmp_path: Path) -> None:
+    write_beneath(tmp_path, "a/b/c.txt", b"hello", None)
+    assert read_beneath(tmp_path, "a/b/c.txt") == b"hello"
+    assert disk_usage(tmp_path) > 0
+
+
+@pytest.mark.parametrize("rel", ["/etc/passwd", "../x", "a/../../x", ""])
+def test_rejects_paths_outside(tmp_path: Path, rel: str) -> None:
+    with pytest.raises(SandboxError):
+        read_beneath(tmp_path, rel)
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("LABEL")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "link").symlink_to(secret)
+    (ws / "dirlink").symlink_to(tmp_path)
+    with pytest.raises(SandboxError):
+        read_beneath(ws, "link")
+    with pytest.raises(SandboxError):
+        read_beneath(ws, "dirlink/secret")
+    with pytest.raises(SandboxError):
+        write_beneath(ws, "link", b"overwrite", None)
+    with pytest.raises(SandboxError):
+        write_beneath(ws, "dirlink/new", b"x", None)
+    assert secret.read_text() == "LABEL" and not (tmp_path / "new").exists()
