@@ -38,3 +38,20 @@ def test_symlinks_are_not_followed(tmp_path: Path) -> None:
     with pytest.raises(SandboxError):
         write_beneath(ws, "dirlink/new", b"x", None)
     assert secret.read_text() == "LABEL" and not (tmp_path / "new").exists()
+
+
+def test_write_refuses_fifos_and_hard_links(tmp_path: Path) -> None:
+    import os
+
+    outside = tmp_path / "outside"
+    outside.write_text("HOST FILE")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.link(outside, ws / "hl")
+    os.mkfifo(ws / "fifo")
+    for name in ("hl", "fifo"):
+        with pytest.raises(SandboxError):
+            write_beneath(ws, name, b"x", None)
+    assert outside.read_text() == "HOST FILE"
+    with pytest.raises(SandboxError):
+        read_beneath(ws, "fifo")

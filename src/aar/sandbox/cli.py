@@ -31,7 +31,8 @@ def sandbox_run(
 ) -> None:
     """Run CMD in a sandbox configured like a worker's (same hidden paths, limits, network).
 
-    Stdin, stdout and stderr pass through; the exit code is CMD's.
+    Stdin, stdout and stderr pass through; the exit code is CMD's. As root, DIR is handed to the
+    sandbox uid (65534) so that the sandbox can write it.
     """
     from aar.sandbox import SandboxError, get_sandbox, worker_config
 

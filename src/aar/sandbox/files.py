@@ -3,8 +3,10 @@
 The host process usually runs with more rights than the sandbox (often root). A program inside can
 plant symlinks in its workspace, so every host-side open here walks the path one component at a time
 with ``O_NOFOLLOW`` from a directory fd of the workspace: a symlink anywhere in the path fails the
-call instead of being followed, and a component swapped for a link mid-walk fails too. What it does
-not protect against: a hard link that the host itself placed in the workspace.
+call instead of being followed, and a component swapped for a link mid-walk fails too. Writes refuse
+FIFOs and files with more than one hard link (which could be a host file linked in where
+``fs.protected_hardlinks`` is off). What it does not protect against: reading through a hard link
+that the host itself placed in the workspace.
 """
 
 from __future__ import annotations
@@ -68,14 +70,19 @@ def write_beneath(root: Path, rel: str | Path, data: bytes, owner: tuple[int, in
     """Write ``root/rel`` (parents created) without following symlinks; chown to ``owner``."""
     parts = _parts(rel)
     dfd = _open_parent(root, parts, create=True, owner=owner)
-    try:
-        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+    try:  # no O_TRUNC yet: a planted FIFO must not block us, a hard link must not be truncated
+        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                      0o644, dir_fd=dfd)
     except OSError as exc:
         raise SandboxError(f"{rel}: {exc.strerror} (links are not followed)") from None
     finally:
         os.close(dfd)
     with os.fdopen(fd, "wb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            raise SandboxError(f"{rel}: not a regular file with a single link; not written")
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, 0)
         if owner:
             os.fchown(fd, *owner)
         f.write(data)
