@@ -118,3 +118,12 @@ def test_env_allow_list_drops_credentials(tmp_path: Path) -> None:
     assert not any("SECRET" in k for k in env)
     assert env["AAR_WORKER_TOKEN"] == "mine" and env["EXTRA"] == "1" and env["LANG"] == "C.UTF-8"
     assert Path(env["PYTHONPATH"]).is_absolute() and env["HOME"] == str(cfg.workspace)
+
+
+def test_files_linked_from_outside_are_masked_after_the_workspace_bind(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    planted = cfg.workspace / "planted"
+    argv = bwrap_argv(cfg, ["true"], root=True, masked_files=[planted, tmp_path / "elsewhere"])
+    i = argv.index(str(planted))
+    assert argv[i - 2:i] == ["--ro-bind", "/dev/null"]
+    assert argv.index("--bind") < i and str(tmp_path / "elsewhere") not in argv

@@ -38,7 +38,7 @@ def test_blocked_under_bwrap(bwrap_report: CheckReport, name: str) -> None:
 @needs_bwrap
 def test_bwrap_suite_passes_quickly(bwrap_report: CheckReport) -> None:
     assert bwrap_report.passed
-    assert bwrap_report.duration_s < 60
+    assert bwrap_report.duration_s < 120  # about 15 s on an idle machine; shared CI cores can be slower
 
 
 @pytest.mark.parametrize("name", [a.name for a in ATTEMPTS if a.kind == "isolation"])

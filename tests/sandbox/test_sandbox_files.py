@@ -55,3 +55,21 @@ def test_write_refuses_fifos_and_hard_links(tmp_path: Path) -> None:
     assert outside.read_text() == "HOST FILE"
     with pytest.raises(SandboxError):
         read_beneath(ws, "fifo")
+
+
+def test_linked_out_finds_only_links_leaving_the_workspace(tmp_path: Path) -> None:
+    import os
+
+    from aar.sandbox.files import chown_tree, linked_out
+
+    outside = tmp_path / "label.jsonl"
+    outside.write_text("LABEL")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.link(outside, ws / "planted")
+    (ws / "a").write_text("x")
+    os.link(ws / "a", ws / "b")  # both links inside: fine
+    assert linked_out(ws) == [ws / "planted"]
+    if os.geteuid() == 0:
+        chown_tree(ws, 65534, 65534)
+        assert outside.stat().st_uid == 0 and (ws / "a").stat().st_uid == 65534

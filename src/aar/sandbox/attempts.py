@@ -24,9 +24,10 @@ class Attempt:
     what: str
     program: str
     kind: Kind = "isolation"
-    timeout: float = 15.0
+    timeout: float = 30.0
     host_check: str | None = None  # name of a host-side verification in check.py, else "ESCAPED" in stdout
     secret: bool = True  # success also needs one of the fixture's planted secrets in stdout
+    limits: tuple[tuple[str, int], ...] = ()  # overrides of the check's limits for this attempt
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -45,6 +46,8 @@ ATTEMPTS: tuple[Attempt, ...] = (
     Attempt("label-host-fd", "read a label file through /proc/<host pid>/fd", _read("'/proc/{decoy_pid}/fd/0'")),
     Attempt("symlink-planted", "follow a symlink to a label file planted in the workspace beforehand",
             _read("'planted-link'")),
+    Attempt("hardlink-planted", "read a label file through a hard link the host left in the workspace",
+            _read("'planted-hardlink'")),
     Attempt("symlink-inside", "create a symlink to a label file from inside and read it",
             "import os\nos.symlink({label_file!r}, 'my-link')\n" + _read("'my-link'")),
     Attempt("hardlink-inside", "create a hard link to a label file from inside and read it",
@@ -126,7 +129,8 @@ ATTEMPTS: tuple[Attempt, ...] = (
     Attempt("output", "exhaust the host's memory with output",
             "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)",
             kind="limit", host_check="output_capped"),
-    Attempt("cpu", "burn CPU past the CPU-time limit", "while True:\n    pass", kind="limit", timeout=12.0,
+    Attempt("cpu", "burn CPU past the CPU-time limit (1 s here)", "while True:\n    pass", kind="limit",
+            timeout=40.0, limits=(("cpu_s", 1),),
             host_check="cpu_killed"),
     Attempt("wall", "run past the wall-clock limit", "import time\ntime.sleep(60)", kind="limit", timeout=1.0,
             host_check="wall_killed"),

@@ -29,8 +29,11 @@ What it does not block (see README, "Sandbox"):
   * anything readable in the rest of the read-only root (``/usr``, ``/etc``, ``/sys``, the venv,
     the source tree, other folders under ``/var`` or ``/work``), including unix sockets placed there;
     put such paths in ``hidden_paths``;
-  * a hard link to a hidden file that the host itself placed in the workspace (an inode is not a
-    path); host-side code must copy files into a workspace, never link them;
+  * a hard link to a hidden file that the host itself placed in the workspace is masked at each exec
+    (files whose link count exceeds the links inside the workspace); one made by the host *while* an
+    exec runs is not; host-side code must copy files into a workspace, never link them;
+  * other AAR_HOMEs on the same machine: only the configured one is masked (list others in
+    ``hidden_paths``);
   * kernel exploits (no seccomp filter; nested user namespaces are allowed when the host is root);
   * side channels and covert channels over what it may legitimately use (CPU timing, the MCP tools);
   * total memory across processes (``RLIMIT_AS`` is per process; the worst case is
@@ -84,6 +87,8 @@ class SandboxConfig(BaseModel):
         gpu_devices: ``/dev/nvidia<N>`` devices to pass through; ``CUDA_VISIBLE_DEVICES`` follows.
         env: variables set in every exec (on top of the allow-list).
         uid / gid: the sandbox user when the host runs as root (default 65534, ``nobody``).
+        allow_external_hardlinks: show workspace files that are hard-linked from outside the
+            workspace (by default each exec masks them, since an inode is readable whatever the path).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -98,6 +103,7 @@ class SandboxConfig(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     uid: int = 65534
     gid: int = 65534
+    allow_external_hardlinks: bool = False
 
 
 class ExecResult(BaseModel):

@@ -24,16 +24,18 @@ are created first with mode 0755 (bwrap would make them 0700, untraversable for 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from aar.sandbox.base import ExecResult, Sandbox, SandboxConfig, SandboxError, SandboxUnavailable
-from aar.sandbox.files import chown_tree, disk_usage, read_beneath, write_beneath
+from aar.sandbox.files import chown_tree, disk_usage, linked_out, read_beneath, write_beneath
 from aar.sandbox.policy import HOME_DIRS, build_env, prlimit_argv, python_paths
 from aar.sandbox.runner import run_limited
 
+log = logging.getLogger(__name__)
 MASKS = ("tmpfs", "null", "proc", "dev")
 NVIDIA_CONTROL = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
 
@@ -42,7 +44,8 @@ def _under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def mount_ops(config: SandboxConfig, keep: list[Path]) -> list[tuple[str, Path]]:
+def mount_ops(config: SandboxConfig, keep: list[Path],
+              masked_files: list[Path] | None = None) -> list[tuple[str, Path]]:
     """The mounts as (kind, path), parents before children; see the module docstring for the rules."""
     tmp = config.limits.tmp_bytes
     defaults = {Path("/run"), *HOME_DIRS, Path.home()}
@@ -73,6 +76,9 @@ def mount_ops(config: SandboxConfig, keep: list[Path]) -> list[tuple[str, Path]]
     if ws == Path("/") or any(_under(h, ws) for h in hidden_roots):
         raise SandboxError(f"workspace {ws} would contain a hidden path")
     ops[ws] = "rw"
+    for f in masked_files or []:  # files hard-linked from outside the workspace
+        if _under(f, ws):
+            ops[f] = "null"
     for s in config.sockets:
         if not Path(s).exists():
             raise SandboxError(f"socket {s} does not exist")
@@ -86,14 +92,15 @@ def mount_ops(config: SandboxConfig, keep: list[Path]) -> list[tuple[str, Path]]
 
 
 def bwrap_argv(config: SandboxConfig, cmd: list[str], *, root: bool, keep: list[Path] | None = None,
-               fsize: int | None = None, nproc_offset: int = 0, cwd: Path | None = None) -> list[str]:
+               fsize: int | None = None, nproc_offset: int = 0, cwd: Path | None = None,
+               masked_files: list[Path] | None = None) -> list[str]:
     """The full command line of one exec (a pure function of its inputs, unit-tested)."""
     ns = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"] if root
           else ["--unshare-all", "--unshare-user", "--disable-userns"])
     argv = ["bwrap", *ns, "--die-with-parent", "--new-session", "--ro-bind", "/", "/"]
     placed: list[tuple[str, Path]] = [("ro", Path("/"))]
     made: set[Path] = set()
-    for kind, path in mount_ops(config, keep or []):
+    for kind, path in mount_ops(config, keep or [], masked_files):
         enclosing = max((kp for kp in placed if _under(path, kp[1])), key=lambda kp: len(kp[1].parts))
         base = kind.split(":")[0]
         if enclosing[0].split(":")[0] in MASKS:
@@ -175,7 +182,12 @@ class BwrapSandbox(Sandbox):
     def argv(self, cmd: list[str] | str, fsize: int | None = None, nproc_offset: int = 0) -> list[str]:
         """The bwrap command line for ``cmd`` (what exec runs)."""
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        return bwrap_argv(self.config, argv, root=self.root, keep=self.keep, fsize=fsize, nproc_offset=nproc_offset)
+        masked = [] if self.config.allow_external_hardlinks else linked_out(self.workspace)
+        if masked:
+            log.warning("masking %d workspace file(s) hard-linked from outside the workspace: %s", len(masked),
+                        ", ".join(map(str, masked[:5])))
+        return bwrap_argv(self.config, argv, root=self.root, keep=self.keep, fsize=fsize, nproc_offset=nproc_offset,
+                          masked_files=masked)
 
     def exec(self, cmd: list[str] | str, timeout: float | None = None, env: dict[str, str] | None = None,
              input: bytes | None = None, stream: bool = False) -> ExecResult:

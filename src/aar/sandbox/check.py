@@ -7,7 +7,8 @@ source declared as a hidden path; on the host side a decoy process (cwd in the l
 label file open on stdin, a fake ``ANTHROPIC_API_KEY`` in its environment), a loopback TCP listener
 and a unix socket listener in ``/tmp``. The host environment the sandbox is built from also holds the
 fake key and admin token. Every process it starts is killed and every file removed at the end; the
-whole suite takes seconds (limits are small: 1 GiB address space, 32 processes, 8 MiB quota).
+whole suite takes about 15 s on an idle machine (limits are small: 1 GiB address space, 32 processes,
+8 MiB quota, 1 CPU second for the CPU attempt).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from aar.sandbox.attempts import ATTEMPTS, Attempt
 from aar.sandbox.base import ExecResult, Limits, Sandbox
 from aar.sandbox.files import disk_usage
 
-CHECK_LIMITS = Limits(wall_s=15, cpu_s=3, memory_bytes=1 << 30, max_processes=32, max_output_bytes=64 << 10,
+CHECK_LIMITS = Limits(wall_s=15, cpu_s=10, memory_bytes=1 << 30, max_processes=32, max_output_bytes=64 << 10,
                       disk_bytes=8 << 20, tmp_bytes=16 << 20)
 
 
@@ -121,6 +122,7 @@ class CheckFixture:
         self.outside.mkdir()
         os.chmod(self.outside, 0o777)  # only the read-only mount may stop the write
         (self.workspace / "planted-link").symlink_to(self.label_file)
+        os.link(self.label_file, self.workspace / "planted-hardlink")  # a host-side mistake, masked per exec
         self.flag = self.root / "decoy-signalled"
         self.decoy_mark = f"aar-check-decoy-{secrets.token_hex(4)}"
         with open(self.label_file, "rb") as stdin:
@@ -221,7 +223,7 @@ def _host_check(name: str, fx: CheckFixture, r: ExecResult, limits: Limits, sb: 
     if name == "cpu_killed":
         return r.limit_hit != "cpu", f"stopped by {r.limit_hit} after {r.duration_s:.1f}s"
     if name == "wall_killed":
-        return not (r.timed_out and r.duration_s < 3), f"stopped by {r.limit_hit} after {r.duration_s:.1f}s"
+        return not (r.timed_out and r.duration_s < 5), f"stopped by {r.limit_hit} after {r.duration_s:.1f}s"
     raise KeyError(name)
 
 
@@ -256,7 +258,11 @@ def run_check(backend: str = "bwrap", attempts: Iterable[Attempt] = ATTEMPTS, li
         results = []
         for a in attempts:
             env = {k: v.format(**ctx) for k, v in a.env}
-            r = sb.exec([sys.executable, "-c", a.program.format(**ctx)], timeout=a.timeout, env=env)
+            run_in = sb
+            if a.limits:
+                tight = config.model_copy(update={"limits": limits.model_copy(update=dict(a.limits))})
+                run_in = get_sandbox(backend, tight, **kwargs)
+            r = run_in.exec([sys.executable, "-c", a.program.format(**ctx)], timeout=a.timeout, env=env)
             escaped, detail = _escaped(a, fx, r, limits, sb)
             expected = True if isolating else (False if a.kind == "isolation" else None)
             blocked = None if escaped is None else not escaped

@@ -5,8 +5,8 @@ plant symlinks in its workspace, so every host-side open here walks the path one
 with ``O_NOFOLLOW`` from a directory fd of the workspace: a symlink anywhere in the path fails the
 call instead of being followed, and a component swapped for a link mid-walk fails too. Writes refuse
 FIFOs and files with more than one hard link (which could be a host file linked in where
-``fs.protected_hardlinks`` is off). What it does not protect against: reading through a hard link
-that the host itself placed in the workspace.
+``fs.protected_hardlinks`` is off). :func:`linked_out` finds files hard-linked from outside the
+workspace (a host-side mistake: the inode is readable whatever the path); ``bwrap`` masks them.
 """
 
 from __future__ import annotations
@@ -112,9 +112,31 @@ def disk_usage(root: Path) -> int:
     return total
 
 
+def linked_out(root: Path) -> list[Path]:
+    """Regular files under ``root`` with a hard link outside it (more links than found inside)."""
+    seen: dict[tuple[int, int], list[Path]] = {}
+    nlink: dict[tuple[int, int], int] = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath, name)
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                seen.setdefault(key, []).append(p)
+                nlink[key] = st.st_nlink
+    return sorted(p for key, paths in seen.items() if len(paths) < nlink[key] for p in paths)
+
+
 def chown_tree(root: Path, uid: int, gid: int) -> None:
-    """Hand ``root`` and everything under it to ``uid:gid`` (links themselves, never their targets)."""
+    """Hand ``root`` and everything under it to ``uid:gid``: symlinks themselves, never their targets,
+    and never a file hard-linked from outside ``root`` (that would change a host file's owner)."""
+    skip = set(linked_out(root))
     os.lchown(root, uid, gid)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, gid)
+            p = Path(dirpath, name)
+            if p not in skip:
+                os.lchown(p, uid, gid)
