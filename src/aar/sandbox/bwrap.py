@@ -121,7 +121,7 @@ def bwrap_argv(config: SandboxConfig, cmd: list[str], *, root: bool, keep: list[
         else:
             argv += [{"ro": "--ro-bind", "rw": "--bind", "devbind": "--dev-bind"}[base], p, p]
         placed.append((kind, path))
-    argv += ["--chdir", str(cwd or config.workspace)]
+    argv += ["--chdir", str(cwd or os.path.realpath(config.workspace))]
     if root:
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                  "--cap-add", "CAP_SETPCAP", "--", "setpriv", f"--reuid={config.uid}", f"--regid={config.gid}",

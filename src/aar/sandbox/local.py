@@ -2,7 +2,8 @@
 
 Commands run as the calling user with the host's full environment, filesystem, processes and
 network; only the per-exec limits apply (wall time, CPU, address space, output, file size, workspace
-quota; ``RLIMIT_NPROC`` is not enforced for root). It blocks nothing a researcher could use to read
+quota, the rlimits only where util-linux ``prlimit`` exists; ``RLIMIT_NPROC`` is not enforced for
+root). It blocks nothing a researcher could use to read
 labels or credentials, and says so loudly on stderr whenever one is created. Use it to develop
 without bubblewrap, and in ``aar sandbox check`` to prove that each escape attempt really works
 when nothing stops it.
@@ -11,6 +12,7 @@ when nothing stops it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,7 +54,8 @@ class LocalSandbox(Sandbox):
                 return disk_usage(self.workspace) > quota
 
         full_env = {**self.host_env, **self.config.env, **(env or {})}
-        return run_limited(prlimit_argv(lim, fsize) + argv, env=full_env, cwd=str(self.workspace), stream=stream,
+        wrap = prlimit_argv(lim, fsize) if shutil.which("prlimit") else []  # util-linux; absent on macOS
+        return run_limited(wrap + argv, env=full_env, cwd=str(self.workspace), stream=stream,
                            input=input, timeout=timeout if timeout is not None else lim.wall_s,
                            max_output=lim.max_output_bytes, over_quota=over)
 
