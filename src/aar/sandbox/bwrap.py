@@ -177,13 +177,15 @@ class BwrapSandbox(Sandbox):
         self.owner = (config.uid, config.gid) if self.root else None
         if self.owner:
             chown_tree(self.workspace, *self.owner)
+        self._warned: set[Path] = set()
         mount_ops(config, self.keep)  # a bad config fails here, not at the first exec
 
     def argv(self, cmd: list[str] | str, fsize: int | None = None, nproc_offset: int = 0) -> list[str]:
         """The bwrap command line for ``cmd`` (what exec runs)."""
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         masked = [] if self.config.allow_external_hardlinks else linked_out(self.workspace)
-        if masked:
+        if masked and not set(masked) <= self._warned:
+            self._warned.update(masked)
             log.warning("masking %d workspace file(s) hard-linked from outside the workspace: %s", len(masked),
                         ", ".join(map(str, masked[:5])))
         return bwrap_argv(self.config, argv, root=self.root, keep=self.keep, fsize=fsize, nproc_offset=nproc_offset,
