@@ -293,6 +293,14 @@ def team_finalize(
                   f"PGR {fmt(e.private.pgr.combined)}")
 
 
+# ---------------------------------------------------------------- sandbox (aar.sandbox; commands in aar/sandbox/cli.py)
+
+from aar.sandbox.cli import sandbox_app  # noqa: E402
+
+app.add_typer(sandbox_app, name="sandbox")
+# ---------------------------------------------------------------- end sandbox
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
     from aar.w2s.testbeds.base import TestbedError

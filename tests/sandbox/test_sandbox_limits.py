@@ -1,0 +1,98 @@
+"""Per-exec limits under bwrap and local: timeout, memory hog, bounded fork bomb, output cap, quota."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from aar.sandbox import SandboxConfig, get_sandbox
+from conftest import needs_bwrap
+
+BACKENDS = [pytest.param("bwrap", marks=needs_bwrap), "local"]
+
+
+def _sb(kind: str, config: SandboxConfig):  # type: ignore[no-untyped-def]
+    return get_sandbox(kind, config, **({"warn": False} if kind == "local" else {}))
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_timeout_kills_the_tree_and_the_next_exec_works(kind: str, small_config: SandboxConfig) -> None:
+    sb = _sb(kind, small_config)
+    t = time.monotonic()
+    r = sb.exec("sleep 30 & sleep 30; echo never", timeout=1)
+    assert r.timed_out and r.limit_hit == "wall" and "never" not in r.stdout
+    assert time.monotonic() - t < 5
+    assert sb.exec(["echo", "alive"]).stdout == "alive\n"
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_memory_hog_fails_alone(kind: str, small_config: SandboxConfig) -> None:
+    sb = _sb(kind, small_config)
+    r = sb.exec([sys.executable, "-c", "b = bytearray(4 << 30); print('allocated')"], timeout=20)
+    assert r.exit_code != 0 and "allocated" not in r.stdout
+    assert r.limit_hit == "memory"
+    assert sb.exec(["echo", "alive"]).ok
+
+
+@needs_bwrap
+def test_fork_bomb_contained(small_config: SandboxConfig) -> None:
+    """A real (recursive) fork bomb, capped by RLIMIT_NPROC=32 and a 3-second wall clock."""
+    sb = _sb("bwrap", small_config)
+    t = time.monotonic()
+    r = sb.exec("bomb() { bomb | bomb & }; bomb; sleep 10", timeout=3)
+    assert r.limit_hit in ("wall", "output")  # its "Cannot fork" flood may hit the output cap first
+    assert "Cannot fork" in r.stderr and time.monotonic() - t < 8
+    time.sleep(0.2)
+    assert not _processes_of(small_config.uid)
+    assert sb.exec(["echo", "alive"]).ok
+
+
+def _processes_of(uid: int) -> list[str]:
+    import os
+    from pathlib import Path
+
+    if os.geteuid() != 0:
+        return []
+    found = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if d.stat().st_uid == uid:
+                found.append(d.name)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_output_capped_and_killed(kind: str, small_config: SandboxConfig) -> None:
+    r = _sb(kind, small_config).exec("yes", timeout=10)
+    assert r.limit_hit == "output" and r.stdout_truncated
+    assert len(r.stdout) == small_config.limits.max_output_bytes
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_workspace_quota(kind: str, small_config: SandboxConfig) -> None:
+    sb = _sb(kind, small_config)
+    r = sb.exec("for i in 1 2 3 4 5 6; do head -c 3000000 /dev/zero > f$i; sleep 0.1; done; echo done", timeout=10)
+    assert r.limit_hit in ("disk", "file_size") and "done" not in r.stdout
+    refused = sb.exec(["true"])
+    assert refused.limit_hit == "disk" and refused.exit_code == 125
+    for p in sb.workspace.glob("f*"):
+        p.unlink()
+    assert sb.exec(["true"]).ok
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_single_file_capped_at_remaining_quota(kind: str, small_config: SandboxConfig) -> None:
+    r = _sb(kind, small_config).exec("head -c 20000000 /dev/zero > big; echo $?", timeout=10)
+    assert r.limit_hit in ("disk", "file_size") or r.stdout.strip() != "0"
+    assert (small_config.workspace / "big").stat().st_size <= small_config.limits.disk_bytes  # type: ignore[operator]
+
+
+@needs_bwrap
+def test_cpu_limit(small_config: SandboxConfig) -> None:
+    cfg = small_config.model_copy(update={"limits": small_config.limits.model_copy(update={"cpu_s": 1})})
+    r = _sb("bwrap", cfg).exec([sys.executable, "-c", "while True: pass"], timeout=15)
+    assert r.limit_hit == "cpu" and r.signal in (24, 9)
