@@ -27,7 +27,7 @@ def verbs():  # type: ignore[no-untyped-def]
 
 
 def test_lookup_in_wordnet_recovers_labels_so_wordnet_is_a_declared_label_source(small_home: Settings) -> None:
-    """Control: with WordNet readable, the sentence finds its synset and the label follows (the sandbox must hide it)."""
+    """Control: with WordNet readable, each sentence finds its synset and so its label (the sandbox hides it)."""
     by_example = {}
     for pos in ("n", "v", "r"):
         for s in read_synsets(pos).values():

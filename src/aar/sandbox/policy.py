@@ -76,14 +76,9 @@ def python_paths(host_env: Mapping[str, str]) -> list[Path]:
 
 def declared_label_sources() -> list[Path]:
     """Every testbed's declared label sources (files a label can be rebuilt from)."""
-    try:  # the testbed registry declares them (environment v2); fall back to the known ones
-        from aar.w2s.testbeds import label_sources  # type: ignore[attr-defined]
+    from aar.w2s.testbeds import all_label_sources
 
-        return [Path(p) for p in label_sources()]
-    except ImportError:
-        from aar.w2s.testbeds.wordnet import SEARCH_DIRS
-
-        return [Path(d) for d in SEARCH_DIRS if d]
+    return all_label_sources()
 
 
 def worker_config(workspace: Path, aar_home: Path | None = None, hidden_paths: Iterable[Path] = (),

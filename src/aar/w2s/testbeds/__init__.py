@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,17 @@ def label_sources(name: str, settings: Settings | None = None) -> list[str]:
     raise TestbedError(f"unknown testbed {name!r}")
 
 
+def all_label_sources(settings: Settings | None = None) -> list[Path]:
+    """Every registered or prepared testbed's label sources as paths (``~`` and ``$VARS`` expanded; unset skipped)."""
+    paths: set[Path] = set()
+    for info in list_testbeds(settings):
+        for source in info.label_sources:
+            expanded = os.path.expanduser(os.path.expandvars(source))
+            if "$" not in expanded:
+                paths.add(Path(expanded))
+    return sorted(paths)
+
+
 def default_models(name: str) -> tuple[ModelSpec, ModelSpec]:
     """The weak and strong model specs a testbed uses unless told otherwise."""
     if name in REGISTRY:
@@ -242,6 +254,7 @@ __all__ = [
     "Testbed",
     "TestbedError",
     "TestbedInfo",
+    "all_label_sources",
     "build_testbed",
     "default_models",
     "label_sources",
