@@ -17,7 +17,8 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-# torch is pinned to 2.13.0 in pyproject (a CPU build; an unpinned torch pulls a multi-GB CUDA build).
-.venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[hf,agents,dev]"
+# Exactly the versions in requirements.lock (refresh it with scripts/lock.sh). torch is pinned to the
+# 2.13.0 CPU build, which lies on disk here; an unpinned torch pulls a multi-GB CUDA build.
+.venv/bin/pip install -q -c requirements.lock torch==2.13.0
+.venv/bin/pip install -q -c requirements.lock -e ".[$(cat scripts/extras.txt)]"
 echo "aar installed in .venv (activate with: source .venv/bin/activate)"

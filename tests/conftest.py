@@ -20,6 +20,10 @@ def small_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from aar.labels.prepare import prepare_testbed
 
     settings = Settings(home=tmp_path_factory.mktemp("aar_home"))
+    shared = os.environ.get("AAR_TEST_CACHE")  # developers: reuse a feature cache across sessions
+    if shared:
+        Path(shared).mkdir(parents=True, exist_ok=True)
+        settings.cache_dir.symlink_to(Path(shared).resolve(), target_is_directory=True)
     prepare_testbed("wordsense", max_items=700, settings=settings, salt="test-salt")
     return settings
 
