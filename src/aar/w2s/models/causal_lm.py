@@ -4,7 +4,8 @@ label tokens (" A" / " B" for pairwise, " True" / " False" for binary).
 Chat models get their chat template; base models get the raw prompt. Training minimises the
 cross-entropy between the softmax over the two label logits and the (soft) target, so the model is
 never asked to produce free text. Defaults follow the published setup (LoRA r=32, lr 1e-4, 5 epochs,
-batch 32). On CUDA it trains in bf16; on CPU in float32.
+batch 32). ``lora_alpha`` defaults to ``2 * lora_r`` (64 at the published r=32), so the LoRA scaling
+alpha/r stays 2 when only the rank is changed. On CUDA it trains in bf16; on CPU in float32.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class CausalLMModel(W2SModel):
         fmt: Format,
         model: str = "Qwen/Qwen3-4B-Base",
         lora_r: int = 32,
-        lora_alpha: int = 64,
+        lora_alpha: int | None = None,
         lr: float = 1e-4,
         epochs: int = 5,
         batch_size: int = 32,
@@ -47,7 +48,10 @@ class CausalLMModel(W2SModel):
         use_vllm: bool = False,
     ) -> None:
         super().__init__(fmt)
-        self.model_name, self.lora_r, self.lora_alpha = model, lora_r, lora_alpha
+        self.model_name, self.lora_r = model, lora_r
+        # alpha follows r unless given: a fixed alpha=64 made alpha/r (the LoRA scaling, which multiplies
+        # every adapter update) 8 at r=8 and 16 at r=4, an effective step size at which training oscillated.
+        self.lora_alpha = 2 * lora_r if lora_alpha is None else lora_alpha
         self.lr, self.epochs, self.batch_size, self.max_length = lr, epochs, batch_size, max_length
         self._chat = chat_template
         self._device = device
