@@ -71,6 +71,8 @@ def test_critic_verdict_parsing_and_reward() -> None:
 
 
 def test_critic_grpo_runs_two_steps_on_the_tiny_model(tmp_path: Path) -> None:
+    from aar.config import Settings
+    from aar.labels.prepare import publish_weak
     from aar.w2s.methods import METHODS
     from aar.w2s.methods.base import ExperimentContext
     from aar.w2s.testbeds.base import Split, Testbed
@@ -100,9 +102,8 @@ def test_critic_grpo_runs_two_steps_on_the_tiny_model(tmp_path: Path) -> None:
         },
     )
     spec = ModelSpec(backend="causal_lm", options={**opts, "epochs": 1})
-    ctx = ExperimentContext(
-        tb.public_view(), lambda: build_model(spec, "pairwise"), lambda: build_model(spec, "pairwise")
-    )
+    publish_weak(tb, spec, Settings(home=tmp_path / "home"))  # the trusted side trains the weak model
+    ctx = ExperimentContext(tb.public_view(), lambda: build_model(spec, "pairwise"))
     out = METHODS["critic"](ctx)
     assert set(out.test_probs) == {"test_id", "test_ood"}
 
