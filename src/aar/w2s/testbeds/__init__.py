@@ -35,7 +35,7 @@ ENCODER_STRONG = ModelSpec(
             {"name": "mpnet", "features": ["product", "cosine", "answer"]},
             {"name": "minilm", "features": ["joint", "product", "cosine", "target_product", "target_cosine"]},
         ],
-        "C": 0.3,
+        "C": 0.1,
     },
 )
 # The published setup for the real testbeds (needs a GPU and network).

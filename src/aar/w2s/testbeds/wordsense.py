@@ -13,8 +13,10 @@ without the salt reproduces neither the items kept, the distractors, the A/B ord
 - one distractor per item, another sense of the same word, chosen so that "the longer definition is
   correct" and "the more frequent sense (lower WordNet sense number) is correct" each hold for exactly
   half of the items (re-balanced after filtering);
-- adversarial filtering: a share of the items is removed, drawn from those the strong encoder's
-  sentence–definition cosine gets right, so the strong model's zero-shot rule leaves room;
+- adversarial filtering: 22% (ID) / 20% (OOD) of the items are removed, drawn from those the strong
+  encoder's (MPNet) sentence–definition cosine gets right, so the strong model's zero-shot rule leaves
+  room; on OOD an item the weak encoder's cosine gets wrong is 1.4 times as likely to go, which keeps
+  the weak supervisor above chance off its training distribution;
 - splits are grouped by word: no word appears in two splits; the small ``weak_train`` split trains
   the weak model on the trusted side and is never published, only the weak model's outputs are;
 - A/B order (or True/False) is balanced within every difficulty level (difficulty = how many senses
@@ -39,9 +41,10 @@ from aar.w2s.testbeds.wordnet import find_lemma, read_exceptions, read_index, re
 
 ID_POS: tuple[str, ...] = ("n", "v", "r")
 OOD_POS: tuple[str, ...] = ("a",)
-SIZES = {"test_id": 5200, "weak_train": 500}  # strong_train takes the rest of the ID pool
-OOD_SIZE = 6000
-DROP = {"id": 0.22, "ood": 0.22}
+SIZES = {"test_id": 6700, "weak_train": 600}  # strong_train takes the rest of the ID pool (about 8,300)
+OOD_SIZE = 8500
+DROP = {"id": 0.22, "ood": 0.20}
+WEAK_BIAS = {"id": 0.0, "ood": 0.4}
 _WORD = re.compile(r"[a-z][a-z \-']*")
 LABEL_SOURCES = ("/usr/share/wordnet", "/usr/local/share/wordnet")
 
@@ -130,17 +133,36 @@ def balance_priors(cands: Sequence[Candidate], rng: np.random.Generator) -> list
     return keep
 
 
-def adversarial_filter(
-    cands: Sequence[Candidate], rng: np.random.Generator, cache: ArrayCache | None, encoder: str, rate: float
-) -> list[Candidate]:
-    """Drop ``rate`` of all candidates, drawn from those the ``encoder``'s sentence–definition cosine gets right."""
-    spec = EncoderSpec(name=encoder)
+def cosine_rule_correct(cands: Sequence[Candidate], spec: EncoderSpec, cache: ArrayCache | None) -> np.ndarray:
+    """Whether ``spec``'s sentence–definition cosine prefers the true definition, per candidate."""
     ctx = embed_texts(spec, [c.context for c in cands], cache)
     right = (ctx * embed_texts(spec, [c.true_def for c in cands], cache)).sum(1)
     wrong = (ctx * embed_texts(spec, [c.distractor for c in cands], cache)).sum(1)
-    correct = np.flatnonzero(right > wrong)
+    return right > wrong
+
+
+def adversarial_filter(
+    cands: Sequence[Candidate],
+    rng: np.random.Generator,
+    cache: ArrayCache | None,
+    encoder: str,
+    rate: float,
+    weak_bias: float = 0.0,
+) -> list[Candidate]:
+    """Drop ``rate`` of all candidates, drawn from those the strong ``encoder``'s cosine rule gets right.
+
+    With ``weak_bias`` > 0, a candidate the weak encoder's cosine rule (MiniLM, first layer) gets
+    wrong is ``1 + weak_bias`` times as likely to be dropped: the filter removes what only the strong
+    model's zero-shot knowledge solves, and keeps the weak supervisor above chance.
+    """
+    strong_right = cosine_rule_correct(cands, EncoderSpec(name=encoder), cache)
+    correct = np.flatnonzero(strong_right)
     n_drop = min(len(correct), int(round(rate * len(cands))))
-    drop = set(rng.choice(correct, size=n_drop, replace=False).tolist())
+    weights = np.ones(len(correct))
+    if weak_bias:
+        weak_right = cosine_rule_correct(cands, EncoderSpec(name="minilm", layers=1), cache)
+        weights += weak_bias * ~weak_right[correct]
+    drop = set(rng.choice(correct, size=n_drop, replace=False, p=weights / weights.sum()).tolist())
     return [c for i, c in enumerate(cands) if i not in drop]
 
 
@@ -238,7 +260,7 @@ def build_wordsense(
         if max_cases is not None:
             cands = [cands[i] for i in sorted(rng.permutation(len(cands))[:max_cases])]
         cands = choose_distractors(cands, rng)
-        cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group])
+        cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group], WEAK_BIAS[group])
         pools[group] = balance_priors(cands, rng)
     rng = salted_rng(salt, "splits")
     n_id = len(pools["id"])
@@ -251,7 +273,7 @@ def build_wordsense(
         "description": "WordNet word-sense " + ("choice (A/B)" if fmt == "pairwise" else "verification (True/False)"),
         "construction": __doc__,
         "data": "WordNet 3.0 (Princeton University), Debian package wordnet-base",
-        "adversarial_filter": {"encoder": filter_encoder, "drop": rates},
+        "adversarial_filter": {"encoder": filter_encoder, "drop": rates, "weak_bias": WEAK_BIAS},
     }
     return Testbed(
         name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"),
