@@ -93,7 +93,7 @@ class TestbedCard(BaseModel):
                 "|---|---|---|---|---|",
             ]
             for c in self.criteria:
-                value = "n/a" if c.value is None else f"{c.value:.3f}"
+                value = "n/a" if c.value is None else f"{c.value:.0f}" if c.value >= 100 else f"{c.value:.3f}"
                 se = "" if c.se is None else f"{c.se:.3f}"
                 lines.append(f"| {c.name} | {value} | {se} | {c.target} | {'yes' if c.passed else '**NO**'} |")
         if self.baseline_note:
