@@ -14,7 +14,13 @@ from aar.labels.card import load_card
 from aar.labels.store import load_labelled
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, SPLITS, TestbedError, load_testbed
 from aar.w2s.testbeds.wordnet import _parse_gloss, find_lemma, read_exceptions, read_index, read_synsets
-from aar.w2s.testbeds.wordsense import FREQUENT_RULE, build_wordsense
+from aar.w2s.testbeds.wordsense import (
+    FREQUENT_RULE,
+    build_wordsense,
+    collect_candidates,
+    salted_rng,
+    split_by_word,
+)
 
 TARGET = re.compile(r"\*([^*]+)\*")
 
@@ -50,16 +56,26 @@ def test_splits_are_balanced_and_disjoint(small_home: Settings) -> None:
             assert abs(y[levels == lv].mean() - 0.5) <= 0.5 / (levels == lv).sum() + 1e-9
 
 
-def test_no_word_or_sentence_appears_in_two_splits(small_home: Settings) -> None:
+def test_no_sentence_appears_in_two_splits(small_home: Settings) -> None:
     tb = load_labelled("wordsense", small_home)
     sentences = {s: {it.prompt for it in tb[s].items} for s in SPLITS}
-    words = {s: {TARGET.search(it.prompt).group(1).lower() for it in tb[s].items} for s in SPLITS}  # type: ignore[union-attr]
+    assert all(TARGET.search(p) for s in SPLITS for p in sentences[s])  # every prompt marks its word
     for a in SPLITS:
         for b in SPLITS:
             if a < b:
                 assert not sentences[a] & sentences[b]
-                # inflected forms of one lemma may differ, but a shared surface form means a shared word
-                assert len(words[a] & words[b]) <= 0.02 * min(len(words[a]), len(words[b])), (a, b)
+
+
+def test_splits_are_grouped_by_word_across_parts_of_speech() -> None:
+    cands = collect_candidates("n") + collect_candidates("v")
+    assigned = split_by_word(cands, {"test_id": 3000, "weak_train": 300}, "strong_train", salted_rng("s", "t"))
+    words = {s: {c.word for c in group} for s, group in assigned.items()}
+    assert len(assigned["test_id"]) >= 3000 and len(assigned["weak_train"]) >= 300
+    assert sum(len(g) for g in assigned.values()) == len(cands)
+    assert not words["test_id"] & words["strong_train"] and not words["weak_train"] & words["strong_train"]
+    assert not words["test_id"] & words["weak_train"]
+    both = {c.word for c in cands if c.pos == "n"} & {c.word for c in cands if c.pos == "v"}
+    assert len(both) > 500 and all(sum(w in ws for ws in words.values()) == 1 for w in both)  # "act": noun + verb
 
 
 def test_length_is_not_a_shortcut(small_home: Settings) -> None:
