@@ -42,11 +42,11 @@ def test_workers_see_their_own_data_only(live: LiveEval) -> None:
     assert alice.get("/v1/submissions/sub_doesnotexist").status_code == 404
     assert outsider.get("/v1/leaderboard", params={"team": "auth-a"}).status_code == 403
     assert outsider.get("/v1/teams/auth-a/config").status_code == 403
-    assert bob.get("/v1/teams/auth-a/config").status_code == 200
+    assert bob.get("/v1/teams/auth-a/config").status_code == 403  # thresholds are admin-only
     board = bob.get("/v1/leaderboard").json()  # teammates share a leaderboard of released values
     (row,) = board["boards"][0]["workers"]
     assert row["worker_id"] == "alice" and row["public_true"] is None and row["private"] is None
-    assert board["boards"][0]["team_best"]["from_submission"] is None
+    assert (board["boards"][0]["team_best"] or {}).get("from_submission") is None
 
 
 def test_admin_only_routes(live: LiveEval) -> None:

@@ -7,7 +7,7 @@ recorded. Routes:
 
 - ``POST /v1/submissions`` · ``GET /v1/submissions`` · ``GET /v1/submissions/{id}``
 - ``GET /v1/leaderboard`` · ``GET /v1/testbeds`` · ``GET /v1/whoami``
-- admin: ``GET|PUT /v1/teams/{team}/config`` (members may GET) · ``POST /v1/teams/{team}/finalize`` ·
+- admin: ``GET|PUT /v1/teams/{team}/config`` · ``POST /v1/teams/{team}/finalize`` ·
   ``GET /v1/audit``
 """
 
@@ -221,8 +221,8 @@ def create_app(settings: Settings | None = None, config: EvalServerConfig | None
         return _json(await run_in_threadpool(leaderboard, svc.store, team, testbed, p.is_admin, svc.labels))
 
     @app.get("/v1/teams/{team}/config", response_model=TeamConfig)
-    async def get_team_config(team: str, p: Caller) -> Response:
-        own_or_admin(p, team)
+    async def get_team_config(team: str, p: Admin) -> Response:
+        """A team's release, budget and detector settings (admin only: thresholds help an attacker)."""
         return _json(service().team_config(team))
 
     @app.put("/v1/teams/{team}/config", response_model=TeamConfig)

@@ -125,7 +125,7 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
                                          "earlier vectors (the boosting attack pattern)"))
 
     near = np.flatnonzero(own & (changed <= (1 - cfg.rerun_agreement) * n))
-    moved_near = np.count_nonzero(np.abs(hist.probs[near] - probs) > 1e-12, axis=1)
+    moved_near = np.count_nonzero(hist.probs[near] != probs, axis=1) if len(near) else np.zeros(0, np.int64)
     reruns = int(np.count_nonzero(moved_near > cfg.edit_max_fraction * n))
     info["reruns"] = reruns
     if reruns + 1 >= cfg.rerun_count:

@@ -138,7 +138,10 @@ class Store:
             q = q.where(submissions.c.worker_id == worker)
         with self.engine.connect() as c:
             raw = c.scalar(q.order_by(submissions.c.seq.desc()).limit(1))
-        return None if raw is None else json.loads(raw)["worker" if worker is not None else "team"]
+        if raw is None:
+            return None
+        found: dict[str, Any] | None = json.loads(raw).get("worker" if worker is not None else "team")
+        return found
 
     def predictions(self, sub_id: str) -> bytes | None:
         with self.engine.connect() as c:
@@ -153,18 +156,16 @@ class Store:
         with self.engine.connect() as c:
             return list(reversed(c.execute(q).all()))
 
-    def worker_usage(self, team: str, worker: str, since: float) -> tuple[int, list[float]]:
-        where = (submissions.c.team == team, submissions.c.worker_id == worker)
+    def usage(self, team: str, worker: str | None, since: float) -> tuple[int, list[float]]:
+        """Submissions of a worker (or, with ``worker`` None, of the whole team): total, and times since."""
+        where = [submissions.c.team == team]
+        if worker is not None:
+            where.append(submissions.c.worker_id == worker)
         with self.engine.connect() as c:
             total = c.scalar(select(func.count()).select_from(submissions).where(*where)) or 0
             recent = c.scalars(select(submissions.c.created_at)
                                .where(*where, submissions.c.created_at > since))
             return int(total), list(recent)
-
-    def team_total(self, team: str) -> int:
-        with self.engine.connect() as c:
-            return int(c.scalar(select(func.count()).select_from(submissions)
-                                .where(submissions.c.team == team)) or 0)
 
     def get(self, sub_id: str) -> Row | None:
         with self.engine.connect() as c:
