@@ -177,7 +177,8 @@ def main() -> None:
                         raise SystemExit("eval server did not start") from None
                     time.sleep(0.1)
             r = httpx.put(f"{url}/v1/teams/bench/config", headers={"Authorization": f"Bearer {admin}"},
-                          json={"max_per_hour": 10**7, "max_total": 10**7})
+                          json={"max_per_hour": 10**7, "max_total": 10**7, "team_max_per_hour": None,
+                                "team_max_total": None})
             r.raise_for_status()
             gc.collect()
             gc.freeze()  # the client's own GC pauses over imported modules would show up as latency

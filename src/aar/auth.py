@@ -2,7 +2,12 @@
 
 Tokens are random, shown once at creation, and stored only as SHA-256 hashes. Protects against a
 leaked database revealing usable tokens; does not protect against a token copied out of a sandbox
-(revoke it with ``revoke_token``).
+(revoke it with ``revoke_worker``).
+
+Verifications are cached per process, but every revocation also bumps a counter in the same database
+(``auth_meta.revocations``, in the revoking transaction) and every ``verify`` reads that counter first
+(one indexed single-row read): a token revoked by any process (``aar token revoke``) is refused on the
+very next request to either service.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import Header, HTTPException
-from sqlalchemy import Boolean, DateTime, Engine, String, select, update
+from sqlalchemy import BigInteger, Boolean, DateTime, Engine, String, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 Role = Literal["worker", "admin"]
@@ -35,6 +41,18 @@ class TokenRow(AuthBase):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuthMeta(AuthBase):
+    """Counters shared by every process using the token store (``revocations``)."""
+
+    __tablename__ = "auth_meta"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+REVOCATIONS = "revocations"
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,18 @@ class TokenStore:
         AuthBase.metadata.create_all(engine)
         self._cache: dict[str, Principal | None] = {}
         self._lock = threading.Lock()
+        try:
+            with Session(engine) as s, s.begin():
+                if s.get(AuthMeta, REVOCATIONS) is None:
+                    s.add(AuthMeta(key=REVOCATIONS, value=0))
+        except IntegrityError:  # another process created it first
+            pass
+        self._seen = self.revocations()
+
+    def revocations(self) -> int:
+        """How many revocations any process has made (the cache is valid while this is unchanged)."""
+        with self.engine.connect() as c:
+            return int(c.scalar(select(AuthMeta.value).where(AuthMeta.key == REVOCATIONS)) or 0)
 
     def create(self, worker_id: str, team: str = "default", role: Role = "worker") -> str:
         """Create a token and return it in clear text (the only time it is visible)."""
@@ -78,6 +108,7 @@ class TokenStore:
         with Session(self.engine) as s, s.begin():
             result = s.execute(update(TokenRow).where(TokenRow.worker_id == worker_id).values(revoked=True))
             n = getattr(result, "rowcount", 0)
+            s.execute(update(AuthMeta).where(AuthMeta.key == REVOCATIONS).values(value=AuthMeta.value + 1))
         with self._lock:
             self._cache.clear()
         return int(n or 0)
@@ -92,7 +123,11 @@ class TokenStore:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         h = hash_token(token)
+        seen = self.revocations()  # a revocation anywhere invalidates this process's cache at once
         with self._lock:
+            if seen != self._seen:
+                self._cache.clear()
+                self._seen = seen
             if h in self._cache:
                 return self._cache[h]
         with Session(self.engine) as s:
