@@ -18,7 +18,7 @@ from aar.evalserver.models import FlagKind
 
 Mechanism = Literal["ladder", "thresholdout", "exact"]
 MECHANISMS: tuple[str, ...] = ("ladder", "thresholdout", "exact")
-DEFAULT_WITHHOLD: tuple[FlagKind, ...] = ("label_probing", "boosting")
+DEFAULT_WITHHOLD: tuple[FlagKind, ...] = ("label_probing",)
 
 
 class ThresholdoutConfig(BaseModel):

@@ -81,9 +81,10 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     flags: list[Flag] = []
     info: dict[str, Any] = {"random_edit": False, "near_random": False}
 
-    if weak_hard is not None:
-        agree = np.count_nonzero(cls == weak_hard) / n
-        if abs(agree - 0.5) <= cfg.boosting_z * 0.5 / math.sqrt(n):
+    decided = int(np.count_nonzero(weak_hard)) if weak_hard is not None else 0
+    if weak_hard is not None and decided:  # items where the weak seeds tie (even seed counts) say nothing
+        agree = np.count_nonzero(cls == weak_hard) / decided
+        if abs(agree - 0.5) <= cfg.boosting_z * 0.5 / math.sqrt(decided):
             info["near_random"] = True
             flags.append(Flag(kind="boosting", scope="worker",
                               detail="hard labels are indistinguishable from a random vector "
