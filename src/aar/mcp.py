@@ -12,6 +12,7 @@ Tools: ``submit_predictions``, ``get_leaderboard``, ``share_finding``, ``search_
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,8 @@ class McpConfig(BaseSettings):
     workspace: Path = Field(default_factory=Path.cwd)
     sync: bool = Field(default=True, description="Keep <workspace>/findings in sync in the background.")
     sync_wait: float = Field(default=20.0, ge=0.5, le=30, description="Long-poll seconds of the sync.")
+    state_dir: Path | None = Field(default=None, description="Where the sync cursor is kept (outside the "
+                                                             "workspace); default AAR_HOME/mcp.")
 
 
 class ToolFailure(Exception):
@@ -108,7 +111,17 @@ class WorkerTools:
             raise ValueError(f"workspace {self.workspace} is not a directory")
         self.hub = HubClient(config.hub_url, config.token)
         self.evals = EvalClient(config.eval_url)
-        self.sync = FindingsSync(HubClient(config.hub_url, config.token), self.workspace)
+        self.sync = FindingsSync(HubClient(config.hub_url, config.token), self.workspace,
+                                 cursor_file=self._cursor_file())
+
+    def _cursor_file(self) -> Path | None:
+        """The sync cursor's file, outside the agent-writable workspace (None: keep it in memory)."""
+        from aar.config import get_settings
+
+        root = (self.config.state_dir or get_settings().home / "mcp").resolve()
+        if root == self.workspace or self.workspace in root.parents:
+            return None
+        return root / f"sync-{hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]}.json"
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.workspace).as_posix() or "."

@@ -35,7 +35,8 @@ def test_sync_follows_posts_comments_votes(hub, tmp_path: Path) -> None:
                             "submission_ids": [sid], "tags": ["bagging"], "body": "Body *text*."})
     ws = tmp_path / "ws"
     ws.mkdir()
-    sync = FindingsSync(hub.client("w3"), ws)
+    cursor = tmp_path / "state" / "sync.json"  # outside the workspace
+    sync = FindingsSync(hub.client("w3"), ws, cursor_file=cursor)
     assert sync.sync_once() == 1
     path = ws / "findings" / f"f{first.id:05d}-ensemble-of-3.md"
     fm = read_front_matter(path)
@@ -61,7 +62,8 @@ def test_sync_follows_posts_comments_votes(hub, tmp_path: Path) -> None:
     finally:
         sync.stop()
     # a restarted sync resumes from its cursor: nothing to rewrite
-    assert FindingsSync(hub.client("w3"), ws).sync_once() == 0
+    assert FindingsSync(hub.client("w3"), ws, cursor_file=cursor).sync_once() == 0
+    assert not (ws / "findings" / ".sync.json").exists()
 
 
 def test_sync_refuses_symlinked_folder(hub, tmp_path: Path) -> None:
@@ -72,6 +74,41 @@ def test_sync_refuses_symlinked_folder(hub, tmp_path: Path) -> None:
     (ws / "findings").symlink_to(outside)  # planted by an agent inside its sandbox
     try:
         FindingsSync(hub.client("w2"), ws).sync_once()
+        raise AssertionError("synced through a symlink")
+    except OSError as exc:
+        assert "symlink" in str(exc)
+    assert list(outside.iterdir()) == []
+
+
+def test_sync_writes_through_a_directory_fd(hub, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Renaming findings/ and planting a symlink mid-sync redirected writes outside (681 files)."""
+    import aar.hub.sync as sync_mod
+
+    a = hub.client("w1")
+    for k in range(5):
+        a.post_finding({"title": f"f{k}", "kind": "insight"})
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    real = sync_mod.render_finding
+    calls = {"n": 0}
+
+    def racing_render(f):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:  # mid-pass, as an agent would: move the folder away, plant a symlink
+            (ws / "findings").rename(ws / "moved")
+            (ws / "findings").symlink_to(outside)
+        return real(f)
+
+    monkeypatch.setattr(sync_mod, "render_finding", racing_render)
+    sync = FindingsSync(hub.client("w2"), ws)
+    assert sync.sync_once() == 5
+    assert list(outside.iterdir()) == []  # the old path-based writes landed here
+    assert len([p for p in (ws / "moved").iterdir() if p.name.startswith("f0")]) == 5
+    # the next pass refuses the symlink; an edited cursor in the workspace forces nothing
+    (ws / "moved" / ".sync.json").write_text('{"cursor": 0}')
+    try:
+        sync.sync_once()
         raise AssertionError("synced through a symlink")
     except OSError as exc:
         assert "symlink" in str(exc)
