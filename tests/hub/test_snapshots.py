@@ -248,3 +248,22 @@ def test_large_valid_snapshot_accepted(hub, tmp_path: Path) -> None:
     (ws / "model.py").write_bytes(os.urandom(3 * 2**20))
     meta = hub.client("w1").upload_snapshot(pack_workspace(ws).data)
     assert meta.created and meta.size > 3 * 2**20
+
+
+def test_reupload_keeps_and_checks_links(make_hub) -> None:
+    """Identical content uploaded again with links: they are checked and recorded, not silently dropped."""
+    hub = make_hub(**LIMITS)
+    a = hub.client("w1")
+    base = a.upload_snapshot(tar_of(member("base.py")))
+    data = tar_of(member("x.py", b"v2"))
+    first = a.upload_snapshot(data)  # no links yet
+    f = a.post_finding({"title": "the code", "kind": "insight"})
+    again = a.upload_snapshot(data, parent_id=base.id, finding_id=f.id)
+    assert not again.created and again.parent_id == base.id and again.finding_id == f.id
+    assert a.snapshot(first.id).parent_id == base.id
+    for bad in ({"parent_id": "0" * 64}, {"finding_id": 999_999}):  # invalid links: refused, as on creation
+        with pytest.raises(HubError, match="does not exist"):
+            a.upload_snapshot(data, **bad)
+    other = a.upload_snapshot(tar_of(member("other.py")))
+    with pytest.raises(HubError, match="already records parent_id"):
+        a.upload_snapshot(data, parent_id=other.id)
