@@ -103,6 +103,8 @@ class EvalServerConfig(BaseModel):
                                    description="Share of each test split used for released scores.")
     split_seed: int = Field(default=0, description="Seed of the one-time public / private division.")
     max_body_bytes: int = Field(default=32 * 2**20, ge=1024, description="Largest accepted request body.")
+    max_items: int = Field(default=100_000, ge=1, description="Most predictions in one body: bounds the time "
+                                                             "a parse can hold the interpreter.")
     token_cache_s: float = Field(
         default=30.0, gt=0, description="Cached token checks are dropped this often (revocations apply).")
     commit_batch: int = Field(default=256, ge=1, description="Most submissions committed in one transaction.")

@@ -33,10 +33,12 @@ from aar.evalserver.labels import PARTS, TestbedLabels, load_labels
 from aar.evalserver.models import Flag, PartValues, Released, SubmissionList, SubmissionOut, TestbedInfo
 from aar.evalserver.scoring import item_correctness, references, score
 from aar.evalserver.store import StaleState, Store, Writer, row_hash
-from aar.evalserver.validate import Invalid, parse_submission, predictions_vector
+from aar.evalserver.validate import Invalid, Submission, parse_submission, predictions_vector
 from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError
 
 log = logging.getLogger("aar.evalserver")
+#: Bodies above this size are parsed and validated in a worker thread, off the event loop.
+INLINE_PARSE_BYTES = 256 * 1024
 
 
 class Forbidden(Exception):
@@ -217,9 +219,14 @@ class EvalService:
     # ------------------------------------------------------------------ submit
     async def submit(self, principal: Principal, body: bytes, content_type: str | None) -> SubmissionOut:
         """Validate, score, release and durably record one submission; raises on refusal."""
-        sub = parse_submission(body, content_type)
-        tl = self.labels(sub.testbed)
-        probs = predictions_vector(sub, tl)
+        if len(body) > INLINE_PARSE_BYTES:  # keep the event loop free while a large body is parsed
+            # json's C parser holds the GIL for a whole object, so a thread alone does not free the loop:
+            # bound the number of entries first (a byte count, microseconds per megabyte)
+            if body.count(b",") > self.config.max_items + 8:
+                raise Invalid(422, f"more than {self.config.max_items} predictions in one body")
+            sub, tl, probs = await asyncio.to_thread(self._parse, body, content_type)
+        else:
+            sub, tl, probs = self._parse(body, content_type)
         cfg = self.team_config(principal.team)
         now = time.time()
         budget = self.budgets.check(principal.team, principal.worker_id, cfg, now)
@@ -235,6 +242,11 @@ class EvalService:
             log.exception("could not persist submission %s", row["id"])
             raise Unavailable("the audit log could not be written; the submission was not recorded") from exc
         return out
+
+    def _parse(self, body: bytes, content_type: str | None) -> tuple[Submission, TestbedLabels, np.ndarray]:
+        sub = parse_submission(body, content_type)
+        tl = self.labels(sub.testbed)
+        return sub, tl, predictions_vector(sub, tl)
 
     def _process(self, principal: Principal, testbed: str, probs: np.ndarray, tl: TestbedLabels,
                  cfg: TeamConfig, now: float, extra: dict[str, Any]) -> tuple[SubmissionOut, dict[str, Any]]:
