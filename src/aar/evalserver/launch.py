@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,17 @@ def plan(host: str, eval_port: int, hub_port: int, config: Path | None, with_hub
     return services
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be bound now, else why not (a second ``aar serve``, another program)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return f"{host}:{port} is not free ({exc.strerror}); is another server running there?"
+    return None
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
     """Poll ``url/healthz`` until it answers 200, the process exits, or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
@@ -86,6 +98,11 @@ def run(services: list[Service], on_ready: Callable[[list[Service]], None] | Non
     def _terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    for s in services:  # a busy port would be answered by the *other* server's health check
+        host, _, port = s.url.removeprefix("http://").rpartition(":")
+        problem = port_problem(host.strip("[]"), int(port))
+        if problem:
+            raise RuntimeError(f"{s.name} not started: {problem}")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         for s in services:
