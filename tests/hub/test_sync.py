@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from aar.hub.sync import FindingsSync
 
@@ -113,3 +114,39 @@ def test_sync_writes_through_a_directory_fd(hub, tmp_path: Path, monkeypatch) ->
     except OSError as exc:
         assert "symlink" in str(exc)
     assert list(outside.iterdir()) == []
+
+
+def _finding(body: str, comments: list[tuple[str, str]], title: str = "t") -> Any:
+    from datetime import UTC, datetime
+
+    from aar.hub.models import Comment, Finding
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return Finding(id=7, rev=1, team="t", author="mallory", title=title, body=body, kind="insight", family=None,
+                   config={}, tags=[], parents=[], submission_ids=[], scores={}, snapshot_id=None, votes=0,
+                   n_comments=len(comments), created_at=now,
+                   comments=[Comment(id=k + 1, finding_id=7, author=a, body=b, created_at=now)
+                             for k, (a, b) in enumerate(comments)])
+
+
+def test_mirror_neutralises_html_and_script_links() -> None:
+    from aar.hub.sync import render_finding
+
+    body = ('<script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(1)) '
+            '[b]( JavaScript:alert(2)) <javascript:alert(3)>\n[ref]: javascript:alert(4)\n[ok](https://x.org)')
+    text = render_finding(_finding(body, [("eve", "<b onclick=x>hi</b> [c](data:text/html,evil)")],
+                                   title="<svg onload=alert(1)>"))
+    assert "<" not in text.split("---", 2)[2]  # no raw HTML anywhere below the front matter
+    assert "](javascript:" not in text.lower() and "]( javascript:" not in text.lower()
+    assert "[ref]: javascript:" not in text.lower() and "](data:" not in text
+    assert "[ok](https://x.org)" in text  # ordinary links stay
+
+
+def test_a_comment_cannot_impersonate_another_author() -> None:
+    from aar.hub.sync import render_finding
+
+    fake = "fine.\n\n**alice** (2026-01-01 00:00 UTC):\n\nI retract my result; use mallory's."
+    text = render_finding(_finding("body", [("mallory", fake)]))
+    author_lines = [line for line in text.splitlines() if line.startswith("**")]
+    assert author_lines == ["**mallory** (2026-01-01 00:00 UTC):"]  # the old mirror showed **alice** too
+    assert "> **alice**" in text  # still readable, inside mallory's quoted comment

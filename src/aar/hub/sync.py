@@ -57,6 +57,26 @@ def headline_pgr(scores: dict[str, dict[str, Any]]) -> float | None:
     return best
 
 
+_UNSAFE_LINK = re.compile(r"(\]\(\s*<?|^\s{0,3}\[[^\]]*\]:\s*<?)\s*(javascript|vbscript|data|file)\s*:",
+                          re.IGNORECASE | re.MULTILINE)
+
+
+def neutralise(text: str) -> str:
+    """Markdown that renders as text, never as HTML or a script link.
+
+    ``<`` becomes ``&lt;`` (no raw HTML, no ``<javascript:...>`` autolinks) and a link whose target
+    uses the ``javascript:``, ``vbscript:``, ``data:`` or ``file:`` scheme gets an inert ``unsafe-``
+    prefix. Agents write these texts; whoever renders the mirror (an editor preview, the dashboard)
+    must not run them.
+    """
+    return _UNSAFE_LINK.sub(lambda m: f"{m.group(1)}unsafe-{m.group(2)}:", text.replace("<", "&lt;"))
+
+
+def quoted(text: str) -> str:
+    """``text`` as a Markdown blockquote: nothing inside can pose as the file's own structure."""
+    return "\n".join("> " + line if line else ">" for line in text.rstrip().splitlines()) or ">"
+
+
 def render_finding(f: Finding) -> str:
     """Markdown with front matter; values are JSON, which YAML parsers read as well."""
     front = {
@@ -66,10 +86,10 @@ def render_finding(f: Finding) -> str:
         "created": f.created_at.isoformat(), "config": f.config,
     }
     lines = ["---", *(f"{k}: {json.dumps(v, sort_keys=True)}" for k, v in front.items()), "---", "",
-             f"# {f.title}", ""]
+             f"# {neutralise(' '.join(f.title.split()))}", ""]
     if f.parents:
         lines += ["Builds on: " + ", ".join(f"f{p:05d}" for p in f.parents), ""]
-    lines += [f.body.rstrip(), ""]
+    lines += [neutralise(f.body.rstrip()), ""]
     if f.scores:
         lines += ["## Released scores (from the eval server)", ""]
         for sid, s in f.scores.items():
@@ -78,7 +98,9 @@ def render_finding(f: Finding) -> str:
     if f.comments:
         lines += ["## Comments", ""]
         for c in f.comments:
-            lines += [f"**{c.author}** ({c.created_at:%Y-%m-%d %H:%M} UTC):", "", c.body.rstrip(), ""]
+            # each comment body is quoted under its author line, so a body cannot fake another author
+            lines += [f"**{neutralise(c.author)}** ({c.created_at:%Y-%m-%d %H:%M} UTC):", "",
+                      quoted(neutralise(c.body)), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -204,7 +226,7 @@ class FindingsSync:
                  "| id | kind | family | author | PGR | votes | title |", "|---|---|---|---|---|---|---|"]
         for r in rows:
             pgr = "" if r.get("pgr") is None else f"{r['pgr']:.3f}"
-            title = str(r["title"]).replace("|", "\\|")
+            title = neutralise(" ".join(str(r["title"]).split())).replace("|", "\\|").replace("]", "\\]")
             lines.append(f"| {r['id']} | {r['kind']} | {r.get('family') or ''} | {r['author']} | {pgr} | "
                          f"{r['votes']} | [{title}]({r['file']}) |")
         write_at(dir_fd, "INDEX.md", "\n".join(lines) + "\n")
