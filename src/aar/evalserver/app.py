@@ -14,8 +14,6 @@ recorded. Routes:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import gc
 import logging
 import os
@@ -45,6 +43,7 @@ from aar.evalserver.models import (
 )
 from aar.evalserver.reports import finalize_team, leaderboard
 from aar.evalserver.service import EvalService, Forbidden, NotFound, Unavailable, own_or_admin
+from aar.evalserver.store import Store, server_lock
 from aar.evalserver.validate import Invalid
 
 log = logging.getLogger("aar.evalserver")
@@ -92,25 +91,6 @@ Caller = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
 
 
-@contextlib.contextmanager
-def _single_server_lock(settings: Settings) -> Any:
-    """One eval server per SQLite AAR_HOME (its in-memory state mirrors the log it alone appends to)."""
-    if settings.database_url:
-        yield
-        return
-    path = ensure_private_dir(settings.home / "evalserver") / "server.lock"
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeError(f"another eval server is running on {settings.home}") from None
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
 def create_app(settings: Settings | None = None, config: EvalServerConfig | None = None) -> FastAPI:
     """Build the eval server over ``settings`` (AAR_HOME / DATABASE_URL) and ``config``.
 
@@ -128,8 +108,9 @@ def create_app(settings: Settings | None = None, config: EvalServerConfig | None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        with _single_server_lock(settings):
-            svc = EvalService(settings, config)
+        store = Store(make_engine(settings.sqlite_url("evalserver")))
+        with server_lock(store.engine):
+            svc = EvalService(settings, config, store)
             svc.loop = asyncio.get_running_loop()
             holder["service"] = svc
             cfg_dir = ensure_private_dir(settings.home / "evalserver")
