@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from evalkit import ThreadServer, make_testbed, noisy_predictions, start_live
 from sqlalchemy import text
@@ -19,8 +20,6 @@ from aar.evalserver.audit import verify_chain
 from aar.evalserver.config import EvalServerConfig
 from aar.evalserver.service import EvalService
 from aar.evalserver.store import Store
-
-import numpy as np
 
 
 def test_log_chain_budgets_and_restart(db_url: str, tmp_path: Path) -> None:
