@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import Header, HTTPException
+from fastapi import HTTPException
 from sqlalchemy import BigInteger, Boolean, DateTime, Engine, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -138,21 +138,6 @@ class TokenStore:
         with self._lock:
             if principal is not None:
                 self._cache[h] = principal
-        return principal
-
-    def dependency(self):  # type: ignore[no-untyped-def]
-        """A FastAPI dependency that yields the caller's ``Principal`` or answers 401."""
-
-        def principal(authorization: str | None = Header(default=None)) -> Principal:
-            token = None
-            if authorization and authorization.lower().startswith("bearer "):
-                token = authorization[7:].strip()
-            found = self.verify(token)
-            if found is None:
-                raise HTTPException(401, "missing or invalid bearer token",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            return found
-
         return principal
 
 

@@ -106,7 +106,8 @@ class EvalServerConfig(BaseModel):
     max_items: int = Field(default=100_000, ge=1, description="Most predictions in one body: bounds the time "
                                                              "a parse can hold the interpreter.")
     token_cache_s: float = Field(
-        default=30.0, gt=0, description="Cached token checks are dropped this often (revocations apply).")
+        default=30.0, gt=0, description="Unused: a revocation applies on the next request (kept so older "
+                                        "config files load).")
     commit_batch: int = Field(default=256, ge=1, description="Most submissions committed in one transaction.")
     team_defaults: TeamConfig = Field(default_factory=TeamConfig)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from aar.servicekit import wait_healthy
 
 
 @dataclass
@@ -61,21 +61,6 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
-    """Poll ``url/healthz`` until it answers 200, the process exits, or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def _stop(services: list[Service]) -> None:
     for s in services:
         if s.proc is not None and s.proc.poll() is None:
@@ -109,7 +94,7 @@ def run(services: list[Service], on_ready: Callable[[list[Service]], None] | Non
             s.proc = subprocess.Popen(s.argv, env=env)
         for s in services:
             assert s.proc is not None
-            if not wait_healthy(s.url, s.proc):
+            if not wait_healthy(s.url, lambda p=s.proc: p.poll() is None):  # type: ignore[misc]
                 _stop(services)
                 raise RuntimeError(f"{s.name} did not start at {s.url} (see its output above)")
         if on_ready is not None:
