@@ -23,7 +23,7 @@ from pydantic import AliasChoices, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aar.hub.client import HubClient, HubError
-from aar.hub.evalclient import EvalClient, EvalError
+from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.models import MAX_BODY_CHARS, METHOD_FAMILIES, FindingIn, FindingKind
 from aar.hub.snapshots import (
     DEFAULT_EXCLUDES,
@@ -167,16 +167,16 @@ class WorkerTools:
             raise ToolFailure("give exactly one of predictions (inline) or predictions_file (workspace path)")
         if predictions_file is not None:
             predictions = load_predictions(resolve_inside(self.workspace, predictions_file))
-        out = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
+        sub = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
+        out = sub.model_dump(mode="json")
         try:
-            self.hub.post_event("submission", {"submission_id": out["id"]})
-        except (HubError, KeyError) as exc:
+            self.hub.post_event("submission", {"submission_id": sub.id})
+        except HubError as exc:
             out["hub_warning"] = f"submission not logged on the hub: {exc}"
         return out
 
     def get_leaderboard(self, testbed: Testbed | None = None) -> dict[str, Any]:
-        board = self.evals.leaderboard(self.config.token, testbed)
-        return board if isinstance(board, dict) else {"leaderboard": board}
+        return self.evals.leaderboard(self.config.token, testbed).model_dump(mode="json")
 
     def share_finding(self, title: Title, kind: Kind, body: Body = "", family: Family | None = None,
                       tags: Tags = None, parents: Parents = None, submission_ids: SubmissionIds = None,

@@ -83,3 +83,15 @@ def test_invalid_url_is_a_readable_tool_error() -> None:
         fetch("a" * 1_000_000)
     with pytest.raises(ToolError, match="too long or not valid in a URL"):
         _tool(fetch)("a" * 1_000_000)
+
+
+def test_the_eval_client_lives_with_the_server_but_loads_no_label_code() -> None:
+    """The hub and the MCP tools use ``aar.evalserver.client``; that must not import the label side."""
+    import subprocess
+    import sys
+
+    code = ("import sys, aar.mcp, aar.hub.app; from aar.evalserver.client import EvalClient; "
+            "bad = [m for m in sys.modules if m.startswith(('aar.evalserver.labels', 'aar.evalserver.service', "
+            "'aar.labels'))]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from aar.auth import Principal, TokenStore, require_admin
 from aar.hub.blobs import BlobStore
-from aar.hub.evalclient import EvalClient, EvalError
+from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.models import (
     FINDING_KINDS,
     Comment,
