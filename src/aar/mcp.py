@@ -22,8 +22,8 @@ import httpx
 from pydantic import AliasChoices, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aar.hub.client import HubClient, HubError
 from aar.evalserver.client import EvalClient, EvalError
+from aar.hub.client import HubClient, HubError
 from aar.hub.models import MAX_BODY_CHARS, METHOD_FAMILIES, FindingIn, FindingKind
 from aar.hub.snapshots import (
     DEFAULT_EXCLUDES,

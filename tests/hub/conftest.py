@@ -13,9 +13,9 @@ from fastapi import FastAPI, HTTPException, Request
 from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
+from aar.evalserver.client import EvalClient
 from aar.hub.app import HubConfig, create_app
 from aar.hub.client import HubClient
-from aar.evalserver.client import EvalClient
 from aar.hub.serving import serve_in_thread
 
 

@@ -26,8 +26,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aar.auth import TokenStore
 from aar.config import Settings, get_settings
 from aar.db import make_engine
-from aar.hub.blobs import BlobStore
 from aar.evalserver.client import EvalClient, EvalError
+from aar.hub.blobs import BlobStore
 from aar.hub.routes import HubContext, findings_router, ops_router, snapshots_router
 from aar.hub.snapshots import SnapshotError, SnapshotLimits
 from aar.hub.store import HubStore, Invalid, NotFound

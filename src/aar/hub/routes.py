@@ -14,8 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from aar.auth import Principal, TokenStore, require_admin
-from aar.hub.blobs import BlobStore
 from aar.evalserver.client import EvalClient, EvalError
+from aar.hub.blobs import BlobStore
 from aar.hub.models import (
     FINDING_KINDS,
     Comment,
