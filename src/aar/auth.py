@@ -5,18 +5,22 @@ leaked database revealing usable tokens; does not protect against a token copied
 (revoke it with ``revoke_worker``).
 
 Verifications are cached per process, but every revocation also bumps a counter in the same database
-(``auth_meta.revocations``, in the revoking transaction) and every ``verify`` reads that counter first
-(one indexed single-row read): a token revoked by any process (``aar token revoke``) is refused on the
-very next request to either service.
+(``auth_meta.revocations``, in the revoking transaction): a token revoked by any process (``aar token
+revoke``) is refused on the very next request to either service. With SQLite the revoking process
+also appends a byte to a file beside the database (``auth.db.revoked``), so ``verify`` need only
+``stat`` that file (microseconds) and reads the counter when it changed; with PostgreSQL every
+``verify`` reads the counter (one single-row query).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from fastapi import HTTPException
@@ -86,7 +90,29 @@ class TokenStore:
                     s.add(AuthMeta(key=REVOCATIONS, value=0))
         except IntegrityError:  # another process created it first
             pass
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._signal = Path(db + ".revoked") if db and db != ":memory:" else None
+        self._signal_seen = self._signal_state()
         self._seen = self.revocations()
+
+    def _signal_state(self) -> tuple[int, int, int] | None:
+        if self._signal is None:
+            return None
+        try:
+            st = os.stat(self._signal)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _maybe_revoked(self) -> bool:
+        """Whether a revocation may have happened since the last check (cheap with SQLite)."""
+        if self._signal is None:
+            return True
+        state = self._signal_state()
+        if state == self._signal_seen:
+            return False
+        self._signal_seen = state
+        return True
 
     def revocations(self) -> int:
         """How many revocations any process has made (the cache is valid while this is unchanged)."""
@@ -109,6 +135,13 @@ class TokenStore:
             result = s.execute(update(TokenRow).where(TokenRow.worker_id == worker_id).values(revoked=True))
             n = getattr(result, "rowcount", 0)
             s.execute(update(AuthMeta).where(AuthMeta.key == REVOCATIONS).values(value=AuthMeta.value + 1))
+        if self._signal is not None:  # after the commit: whoever sees the signal reads the new counter
+            fd = os.open(self._signal, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
+                         0o600)
+            try:
+                os.write(fd, b".")
+            finally:
+                os.close(fd)
         with self._lock:
             self._cache.clear()
         return int(n or 0)
@@ -123,11 +156,13 @@ class TokenStore:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         h = hash_token(token)
-        seen = self.revocations()  # a revocation anywhere invalidates this process's cache at once
+        if self._maybe_revoked():  # a revocation anywhere invalidates this process's cache at once
+            seen = self.revocations()
+            with self._lock:
+                if seen != self._seen:
+                    self._cache.clear()
+                    self._seen = seen
         with self._lock:
-            if seen != self._seen:
-                self._cache.clear()
-                self._seen = seen
             if h in self._cache:
                 return self._cache[h]
         with Session(self.engine) as s:
