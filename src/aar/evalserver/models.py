@@ -57,7 +57,7 @@ class Released(BaseModel):
 
 
 class Flag(BaseModel):
-    """A detector's finding about a submission (recorded and shown; it never blocks)."""
+    """A detector's finding about a submission (recorded and shown; some kinds withhold the release)."""
 
     kind: FlagKind
     scope: Literal["worker", "team"]
