@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from evalkit import SyntheticTestbed, make_testbed
+from evalkit import SyntheticTestbed, make_testbed, noisy_predictions
 
 from aar.auth import Principal
 from aar.config import Settings
@@ -63,6 +63,7 @@ class Pipeline:
     step_s: float = 61.0
     used: int = 0
     workers: list[str] = field(default_factory=lambda: ["w0", "w1", "w2", "w3"])
+    base: np.ndarray | None = None  # the attacker's own model; None: its weak model
     _next: int = 0
 
     def submit(self, probs: np.ndarray, worker: str | None = None) -> Released | None:
@@ -103,7 +104,9 @@ class Pipeline:
         return Outcome(len(keys), sum(claims[i] == int(self.tl.labels[i]) for i in keys))
 
     def weak_guess(self) -> np.ndarray:
-        """The attacker's own weak model: the first weak baseline seed's probabilities."""
+        """The attacker's starting model: ``base``, or its weak model (the first weak baseline seed)."""
+        if self.base is not None:
+            return self.base
         return np.array([self.tb.weak[0][i] for i in self.tl.ids])
 
 
@@ -113,10 +116,18 @@ def make_service(tmp: Path, n_test: int = 500) -> tuple[EvalService, SyntheticTe
     return EvalService(settings, EvalServerConfig()), tb
 
 
-def pipeline(svc: EvalService, tb: SyntheticTestbed, team: str, cfg: TeamConfig | None) -> Pipeline:
+def pipeline(svc: EvalService, tb: SyntheticTestbed, team: str, cfg: TeamConfig | None,
+             base_acc: float | None = None) -> Pipeline:
+    """A team on ``svc`` (``cfg`` None: the server default); ``base_acc``: the attacker starts from its
+    own model of that accuracy (above W, so its first submission is honestly released)."""
     if cfg is not None:
         svc.set_team_config(team, cfg, Principal("root", "admin", "admin"))
-    return Pipeline(svc, svc.labels(tb.name), tb, team)
+    tl = svc.labels(tb.name)
+    base = None
+    if base_acc is not None:
+        guess = noisy_predictions(tb.labels, base_acc, np.random.default_rng(42))
+        base = np.array([guess[i] for i in tl.ids])
+    return Pipeline(svc, tl, tb, team, base=base)
 
 
 # ---------------------------------------------------------------------------------------------- attacks

@@ -21,7 +21,7 @@ from ladderkit import (
 )
 from sklearn.linear_model import LogisticRegression
 
-from aar.evalserver.config import TeamConfig
+from aar.evalserver.config import DetectorConfig, LadderConfig, TeamConfig
 from aar.evalserver.service import EvalService
 
 BUDGET = 2000  # TeamConfig().team_max_total: the default team budget
@@ -68,6 +68,27 @@ def test_attack_recovers_few_labels_at_default(served: tuple[EvalService, Synthe
         assert now.used == BUDGET and worked.used > BUDGET
     assert not result.breaks_goal, result
     assert result.public_correct <= 10, result  # measured: 0 for every attack
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_attacks_from_a_model_above_w(served: tuple[EvalService, SyntheticTestbed], name: str) -> None:
+    """The attacker first gets an honest release (its own 0.85 model), then attacks from there."""
+    svc, tb = served
+    attack = ATTACKS[name][0]
+    p = pipeline(svc, tb, f"{name}-strong", None, base_acc=0.85)
+    result = p.outcome(attack(p, BUDGET + 100))
+    assert result.public_correct <= 10, result  # measured: 0 for every attack
+
+
+def test_minimum_gain_and_withholding_are_what_stop_group_flips_above_w(
+        served: tuple[EvalService, SyntheticTestbed]) -> None:
+    """Control for the test above: without those two levers group flips from a 0.85 model recover labels."""
+    svc, tb = served
+    ablated = TeamConfig(ladder=LadderConfig(min_improvement=0, noise=0),
+                         detectors=DetectorConfig(withhold_within=0, withhold=[]))
+    p = pipeline(svc, tb, "strong-ablated", ablated, base_acc=0.85)
+    result = p.outcome(group_flips(p, BUDGET, jitter=True))
+    assert result.public_correct >= 10 and result.precision >= 0.8, result
 
 
 def test_honest_progress_is_still_released(served: tuple[EvalService, SyntheticTestbed]) -> None:

@@ -28,9 +28,11 @@ detectors) combines five levers:
 
 Guarantee, as measured by ``tests/evalserver/test_eval_ladder_attacks.py`` at the default
 configuration: across single flips, the anchor chain (hard and half-credit), adaptive group flips
-(with and without jitter), random boosting and four colluding workers, a team recovers at most 50
-public labels at >= 80% precision within the default team budget (2,000 submissions), and training on
-what it recovered does not move private PGR beyond one SE. Limits: the bound is empirical, for these
+(with and without jitter), random boosting and four colluding workers, starting from the weak model
+or from the attacker's own model above W, a team recovers at most 50 public labels at >= 80%
+precision within the default team budget (2,000 submissions; measured: none), and training on what
+it recovered does not move private PGR beyond one SE. From a start at W the floor alone stops these
+attacks; from a model above W the minimum gain and the withholding do (each ablation is measured). Limits: the bound is empirical, for these
 attacks; information-theoretically each release still carries up to log2(queries) bits plus the
 rounded value, and a team that already knows many labels (from outside) can spend them as anchors to
 buy releases. Windows are finite (``detectors.window`` submissions): near-duplicates older than that
