@@ -10,9 +10,10 @@
 
 Flags are recorded in the audit log, returned with the submission and counted on the leaderboard. A
 flagged submission is still stored and charged; kinds listed in ``DetectorConfig.withhold`` (default:
-label probing) cannot move the release (``guard``), nor can any submission whose hard labels are
-within ``withhold_within`` items of an earlier one of the team (``info["changed"]``). They catch the published attack patterns, not every conceivable one: a patient attacker
-who retrains between probes looks like an honest worker and is left to the release mechanism.
+label probing) cannot move the release (``guard``), nor can any submission whose hard labels are within
+``withhold_within`` items of an earlier one of the team (``info["changed"]``). They catch the published
+attack patterns, not every conceivable one: a patient attacker who retrains between probes looks like an
+honest worker and is left to the release mechanism.
 """
 
 from __future__ import annotations

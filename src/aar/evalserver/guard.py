@@ -22,23 +22,23 @@ detectors) combines five levers:
    away;
 4. one release state and one budget per team (workers get shares), so K workers are not K ladders;
 5. withholding: a submission whose hard labels differ from an earlier team submission (within the
-   detectors' window) on at most ``probe_max_items`` items, or that a ``withhold`` detector flags, is
+   detectors' window) on at most ``withhold_within`` items (10), or that a ``withhold`` detector flags, is
    recorded and charged but cannot move the release (jittering probabilities does not help: the
    distance is over hard labels).
 
-Guarantee, as measured by ``tests/evalserver/test_eval_ladder_attacks.py`` at the default
-configuration: across single flips, the anchor chain (hard and half-credit), adaptive group flips
-(with and without jitter), random boosting and four colluding workers, starting from the weak model
-or from the attacker's own model above W, a team recovers at most 50 public labels at >= 80%
-precision within the default team budget (2,000 submissions; measured: none), and training on what
-it recovered does not move private PGR beyond one SE. From a start at W the floor alone stops these
-attacks; from a model above W the minimum gain and the withholding do (each ablation is measured). Limits: the bound is empirical, for these
-attacks; information-theoretically each release still carries up to log2(queries) bits plus the
-rounded value, and a team that already knows many labels (from outside) can spend them as anchors to
-buy releases. Windows are finite (``detectors.window`` submissions): near-duplicates older than that
-are not withheld, but they still draw the same noise when their hard labels are identical. Thresholdout
-and a worker release scope are weaker and exist for comparison; exact mode protects nothing and is
-logged with a warning.
+Guarantee, as measured by ``tests/evalserver/test_eval_ladder_attacks.py`` at the default configuration:
+across single flips, the anchor chain (hard and half-credit), adaptive group flips (with and without
+jitter), random boosting and four colluding workers, starting from the weak model or from the attacker's
+own model above W, a team recovers at most 50 public labels at >= 80% precision within the default team
+budget (2,000 submissions; measured: none), and training on what it recovered does not move private PGR
+beyond one SE. From a start at W the floor alone stops these attacks; from a model above W the minimum
+gain and the withholding do (each ablation is measured). Limits: the bound is empirical, for these
+attacks; information-theoretically each release still carries up to log2(queries) bits plus the rounded
+value, and a team that already knows many labels (from outside) can spend them as anchors to buy
+releases. Windows are finite (``detectors.window`` submissions): near-duplicates older than that are not
+withheld, but they still draw the same noise when their hard labels are identical. Thresholdout and a
+worker release scope are weaker and exist for comparison; exact mode protects nothing and is logged with
+a warning.
 """
 
 from __future__ import annotations
