@@ -46,8 +46,8 @@ from aar.config import Settings
 from aar.db import make_engine
 from aar.evalserver.store import Store
 from aar.labels.references import BaselinePredictions, save_baselines
-from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.labels.store import write_testbed
+from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.w2s.testbeds.base import Item, Split, Testbed
 
 
