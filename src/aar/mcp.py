@@ -12,17 +12,19 @@ Tools: ``submit_predictions``, ``get_leaderboard``, ``share_finding``, ``search_
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field
+import httpx
+from pydantic import AliasChoices, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.client import HubClient, HubError
-from aar.hub.evalclient import EvalClient, EvalError
-from aar.hub.models import FindingIn, FindingKind
+from aar.hub.models import MAX_BODY_CHARS, METHOD_FAMILIES, FindingIn, FindingKind
 from aar.hub.snapshots import (
     DEFAULT_EXCLUDES,
     SnapshotError,
@@ -33,6 +35,37 @@ from aar.hub.snapshots import (
 from aar.hub.sync import FindingsSync, finding_filename, headline_pgr
 
 MAX_PREDICTIONS_FILE = 64 * 2**20
+SHA256 = r"^[0-9a-f]{64}$"
+
+# Tool parameters: descriptions and the limits the hub and eval server enforce, in the JSON schemas.
+Testbed = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Testbed name.")]
+Predictions = Annotated[dict[str, float] | None, Field(
+    description="Inline {item_id: P(label 1)} for every test item (test_id and test_ood); or use "
+                "predictions_file.")]
+WorkspacePath = Annotated[str, Field(min_length=1, max_length=1024,
+                                     description="A path inside your workspace (relative).")]
+Seed = Annotated[int | None, Field(ge=0, lt=2**63, description="Seed of the run that made the predictions.")]
+Note = Annotated[str | None, Field(max_length=4000, description="Free text stored with the submission.")]
+SnapshotId = Annotated[str, Field(pattern=SHA256, description="A snapshot id: sha256 hex of its tarball.")]
+Title = Annotated[str, Field(min_length=1, max_length=200, description="One-line title.")]
+Kind = Annotated[FindingKind, Field(description="result (cites submission_ids) | hypothesis | insight | "
+                                                "negative | error.")]
+Body = Annotated[str, Field(max_length=MAX_BODY_CHARS, description="Markdown body.")]
+Family = Annotated[Literal[METHOD_FAMILIES], Field(description="The method family of the idea.")]  # type: ignore[valid-type]
+Tags = Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,47}$")]] | None,
+                 Field(max_length=20, description="Up to 20 short tags.")]
+Parents = Annotated[list[Annotated[int, Field(ge=1)]] | None, Field(
+    max_length=20, description="Ids of findings this builds on.")]
+SubmissionIds = Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]] | None, Field(
+    max_length=20, description="Your eval-server submission ids (required for a result).")]
+MethodConfig = Annotated[dict[str, Any] | None, Field(description="The method's configuration (JSON).")]
+SearchQuery = Annotated[str, Field(min_length=1, max_length=500, description="Full-text query.")]
+FindingId = Annotated[int, Field(ge=1, le=2**31 - 1, description="A finding id.")]
+CommentBody = Annotated[str, Field(min_length=1, max_length=20_000, description="Markdown comment.")]
+SnapshotNote = Annotated[str, Field(max_length=2000, description="A note stored with the snapshot.")]
+Excludes = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(
+    max_length=100, description="Extra glob patterns to leave out (data, caches and venvs are already out).")]
+WorkerId = Annotated[str, Field(min_length=1, max_length=128, description="A worker of your team.")]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -47,6 +80,8 @@ class McpConfig(BaseSettings):
     workspace: Path = Field(default_factory=Path.cwd)
     sync: bool = Field(default=True, description="Keep <workspace>/findings in sync in the background.")
     sync_wait: float = Field(default=20.0, ge=0.5, le=30, description="Long-poll seconds of the sync.")
+    state_dir: Path | None = Field(default=None, description="Where the sync cursor is kept (outside the "
+                                                             "workspace); default AAR_HOME/mcp.")
 
 
 class ToolFailure(Exception):
@@ -64,6 +99,8 @@ def _tool(fn: _F) -> _F:
             return fn(*args, **kwargs)
         except (HubError, EvalError, SnapshotError, ToolFailure, ValueError, OSError) as exc:
             raise ToolError(str(exc)) from None
+        except httpx.InvalidURL:  # e.g. a megabyte-long argument that ends up in a URL
+            raise ToolError("an argument is too long or not valid in a URL") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -108,33 +145,42 @@ class WorkerTools:
             raise ValueError(f"workspace {self.workspace} is not a directory")
         self.hub = HubClient(config.hub_url, config.token)
         self.evals = EvalClient(config.eval_url)
-        self.sync = FindingsSync(HubClient(config.hub_url, config.token), self.workspace)
+        self.sync = FindingsSync(HubClient(config.hub_url, config.token), self.workspace,
+                                 cursor_file=self._cursor_file())
+
+    def _cursor_file(self) -> Path | None:
+        """The sync cursor's file, outside the agent-writable workspace (None: keep it in memory)."""
+        from aar.config import get_settings
+
+        root = (self.config.state_dir or get_settings().home / "mcp").resolve()
+        if root == self.workspace or self.workspace in root.parents:
+            return None
+        return root / f"sync-{hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]}.json"
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.workspace).as_posix() or "."
 
-    def submit_predictions(self, testbed: str, predictions: dict[str, float] | None = None,
-                           predictions_file: str | None = None, seed: int | None = None,
-                           note: str | None = None, snapshot_id: str | None = None) -> dict[str, Any]:
+    def submit_predictions(self, testbed: Testbed, predictions: Predictions = None,
+                           predictions_file: WorkspacePath | None = None, seed: Seed = None,
+                           note: Note = None, snapshot_id: SnapshotId | None = None) -> dict[str, Any]:
         if (predictions is None) == (predictions_file is None):
             raise ToolFailure("give exactly one of predictions (inline) or predictions_file (workspace path)")
         if predictions_file is not None:
             predictions = load_predictions(resolve_inside(self.workspace, predictions_file))
-        out = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
+        sub = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
+        out = sub.model_dump(mode="json")
         try:
-            self.hub.post_event("submission", {"submission_id": out["id"]})
-        except (HubError, KeyError) as exc:
+            self.hub.post_event("submission", {"submission_id": sub.id})
+        except HubError as exc:
             out["hub_warning"] = f"submission not logged on the hub: {exc}"
         return out
 
-    def get_leaderboard(self, testbed: str | None = None) -> dict[str, Any]:
-        board = self.evals.leaderboard(self.config.token, testbed)
-        return board if isinstance(board, dict) else {"leaderboard": board}
+    def get_leaderboard(self, testbed: Testbed | None = None) -> dict[str, Any]:
+        return self.evals.leaderboard(self.config.token, testbed).model_dump(mode="json")
 
-    def share_finding(self, title: str, kind: FindingKind, body: str = "", family: str | None = None,
-                      tags: list[str] | None = None, parents: list[int] | None = None,
-                      submission_ids: list[str] | None = None, config: dict[str, Any] | None = None,
-                      snapshot_id: str | None = None) -> dict[str, Any]:
+    def share_finding(self, title: Title, kind: Kind, body: Body = "", family: Family | None = None,
+                      tags: Tags = None, parents: Parents = None, submission_ids: SubmissionIds = None,
+                      config: MethodConfig = None, snapshot_id: SnapshotId | None = None) -> dict[str, Any]:
         fin = FindingIn.model_validate({
             "title": title, "kind": kind, "body": body, "family": family, "tags": tags or [],
             "parents": parents or [], "submission_ids": submission_ids or [], "config": config or {},
@@ -144,34 +190,38 @@ class WorkerTools:
         return {"id": f.id, "file": f"findings/{finding_filename(f)}", "scores": f.scores,
                 "created_at": f.created_at.isoformat()}
 
-    def search_findings(self, query: str, limit: int = 10) -> dict[str, Any]:
+    def search_findings(self, query: SearchQuery, limit: Annotated[int, Field(ge=1, le=100, description=
+                        "Most hits returned.")] = 10) -> dict[str, Any]:
         res = self.hub.search(query, max(1, min(limit, 100)))
         return {"query": query, "hits": [{
             "id": h.finding.id, "title": h.finding.title, "kind": h.finding.kind, "family": h.finding.family,
             "author": h.finding.author, "votes": h.finding.votes, "pgr": headline_pgr(h.finding.scores),
             "snippet": h.snippet, "file": f"findings/{finding_filename(h.finding)}"} for h in res.hits]}
 
-    def read_finding(self, finding_id: int) -> dict[str, Any]:
+    def read_finding(self, finding_id: FindingId) -> dict[str, Any]:
         return self.hub.finding(finding_id).model_dump(mode="json")
 
-    def comment_on_finding(self, finding_id: int, body: str) -> dict[str, Any]:
+    def comment_on_finding(self, finding_id: FindingId, body: CommentBody) -> dict[str, Any]:
         return self.hub.comment(finding_id, body).model_dump(mode="json")
 
-    def vote_on_finding(self, finding_id: int, value: Literal[-1, 0, 1]) -> dict[str, Any]:
+    def vote_on_finding(self, finding_id: FindingId, value: Annotated[Literal[-1, 0, 1], Field(
+                        description="1 up, -1 down, 0 withdraws your vote.")]) -> dict[str, Any]:
         f = self.hub.vote(finding_id, value)
         return {"id": f.id, "votes": f.votes, "my_vote": f.my_vote}
 
-    def upload_snapshot(self, note: str = "", parent_id: str | None = None, finding_id: int | None = None,
-                        path: str = ".", exclude: list[str] | None = None) -> dict[str, Any]:
+    def upload_snapshot(self, note: SnapshotNote = "", parent_id: SnapshotId | None = None,
+                        finding_id: FindingId | None = None, path: WorkspacePath = ".",
+                        exclude: Excludes = None) -> dict[str, Any]:
         root = resolve_inside(self.workspace, path)
         packed = pack_workspace(root, DEFAULT_EXCLUDES + tuple(exclude or ()))
         meta = self.hub.upload_snapshot(packed.data, note=note, parent_id=parent_id, finding_id=finding_id)
         return {**meta.model_dump(mode="json"), "skipped": packed.skipped[:50]}
 
-    def list_snapshots(self, worker: str | None = None, limit: int = 20) -> dict[str, Any]:
+    def list_snapshots(self, worker: WorkerId | None = None, limit: Annotated[int, Field(
+                       ge=1, le=500, description="Most snapshots returned, newest first.")] = 20) -> dict[str, Any]:
         return {"snapshots": [s.model_dump(mode="json") for s in self.hub.snapshots(worker, limit)]}
 
-    def download_snapshot(self, snapshot_id: str, target: str | None = None) -> dict[str, Any]:
+    def download_snapshot(self, snapshot_id: SnapshotId, target: WorkspacePath | None = None) -> dict[str, Any]:
         dest = resolve_inside(self.workspace, target or f"snapshots/{snapshot_id[:12]}")
         files = extract_tarball(self.hub.download_snapshot(snapshot_id), dest, self.workspace)
         return {"snapshot_id": snapshot_id, "target": self._rel(dest), "files": len(files),
@@ -208,7 +258,41 @@ def build_server(tools: WorkerTools) -> Any:
                        log_level="WARNING")
     for name, description in DESCRIPTIONS.items():
         server.add_tool(_tool(getattr(tools, name)), name=name, description=description)
+        _strict(server._tool_manager._tools[name])
     return server
+
+
+def one_line(exc: ValidationError) -> str:
+    """A validation error as one line: ``field: rule; field: rule`` (no pydantic dump, no input echo)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:4]:
+        where = ".".join(str(x) for x in err["loc"]) or "arguments"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - len(parts)
+    return "invalid arguments: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _strict(tool: Any) -> None:
+    """Refuse unknown arguments (``additionalProperties: false``) and report bad ones in one line."""
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.tools.base import Tool
+
+    base = tool.fn_metadata.arg_model
+    strict: Any = type(base.__name__, (base,), {
+        "model_config": ConfigDict(extra="forbid", arbitrary_types_allowed=True), "__module__": __name__})
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
+
+    class OneLineTool(Tool):
+        async def run(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().run(*args, **kwargs)
+            except ToolError as exc:
+                if isinstance(exc.__cause__, ValidationError):
+                    raise ToolError(one_line(exc.__cause__)) from None
+                raise
+
+    tool.__class__ = OneLineTool
 
 
 def run_stdio(config: McpConfig) -> None:

@@ -138,9 +138,9 @@ class LiveEval:
         return dict(r.json())
 
 
-def start_live(tmp: Path, config: EvalServerConfig | None = None,
+def start_live(tmp: Path, config: EvalServerConfig | None = None, database_url: str | None = None,
                **testbed: Any) -> tuple[ThreadServer, LiveEval]:
-    settings = Settings(home=tmp / "home")
+    settings = Settings(home=tmp / "home", database_url=database_url)
     tb = make_testbed(settings, **testbed)
     tokens = TokenStore(make_engine(settings.sqlite_url("auth")))
     server = ThreadServer(create_app(settings, config or EvalServerConfig(max_body_bytes=512 * 1024)))

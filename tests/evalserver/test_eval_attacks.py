@@ -8,13 +8,19 @@ from evalkit import LiveEval
 
 from aar.w2s.scoring import accuracy, pgr
 
-UNLIMITED = {"max_per_hour": 100_000, "max_total": 100_000}
+UNLIMITED = {"max_per_hour": 100_000, "max_total": 100_000, "team_max_per_hour": None, "team_max_total": None}
+
+
+def value(out: dict, default: float = 0.0) -> float:
+    """The released combined accuracy, or ``default`` while nothing is released (the Ladder below W)."""
+    acc = out["released"]["acc"]["combined"]
+    return default if acc is None else float(acc)
 
 
 def released_acc(client, testbed: str, preds: dict[str, float]) -> float:
     r = client.post("/v1/submissions", json={"testbed": testbed, "predictions": preds})
     assert r.status_code == 200, r.text
-    return float(r.json()["released"]["acc"]["combined"])
+    return value(r.json())
 
 
 def exfiltrate(client, testbed: str, ids: list[str], rng: np.random.Generator) -> tuple[dict[str, int], int]:
@@ -28,10 +34,10 @@ def exfiltrate(client, testbed: str, ids: list[str], rng: np.random.Generator) -
         r = client.post("/v1/submissions", json={"testbed": testbed, "predictions": probe})
         assert r.status_code == 200, r.text
         probes_flagged += any(f["kind"] == "label_probing" for f in r.json()["flags"])
-        value = float(r.json()["released"]["acc"]["combined"])
-        if value > r0:
+        v = value(r.json(), r0)
+        if v > r0:
             guesses[i] = int(probe[i])
-        elif value < r0:
+        elif v < r0:
             guesses[i] = int(base[i])
         else:
             guesses[i] = int(rng.integers(0, 2))
@@ -81,7 +87,7 @@ def boosting_attack(client, testbed: str, base: dict[str, float], rng: np.random
         r = client.post("/v1/submissions", json={"testbed": testbed, "predictions": query})
         assert r.status_code == 200, r.text
         flagged += any(f["kind"] in ("boosting", "label_probing") for f in r.json()["flags"])
-        deltas[j] = float(r.json()["released"]["acc"]["combined"]) - r0
+        deltas[j] = value(r.json(), r0) - r0
     with_i = (deltas[:, None] * masks).sum(0) / np.maximum(masks.sum(0), 1)
     without_i = (deltas[:, None] * ~masks).sum(0) / np.maximum((~masks).sum(0), 1)
     gain = with_i - without_i

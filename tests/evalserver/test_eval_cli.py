@@ -114,3 +114,22 @@ def test_serve_starts_both_services_and_stops_on_sigterm(tmp_path: Path, with_hu
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_on_busy_ports_fails_in_one_line(tmp_path: Path) -> None:
+    """A second ``aar serve`` used to print "serving" (the first server answered its health check)."""
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    env = {**os.environ, "AAR_HOME": str(tmp_path)}
+    try:
+        r = subprocess.run([sys.executable, "-c", MAIN, "serve", "--port", str(port), "--no-hub"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        busy.close()
+    assert r.returncode == 2 and "serving" not in r.stderr + r.stdout
+    assert r.stderr.startswith("error:") and "not free" in " ".join(r.stderr.split())
+    assert len(r.stderr.strip().splitlines()) <= 2  # one line (rich may wrap it)

@@ -9,7 +9,8 @@ import pytest
 from evalkit import make_testbed
 
 from aar.config import Settings
-from aar.evalserver.guard import Exact, Ladder, ScopeState, Thresholdout, nice_step
+from aar.evalserver.config import LadderConfig
+from aar.evalserver.guard import Context, Exact, Ladder, ScopeState, Thresholdout, laplace_from_uniform, nice_step
 from aar.evalserver.labels import TestbedLabels as Labels
 from aar.evalserver.labels import load_labels
 from aar.evalserver.models import PartValues
@@ -37,11 +38,15 @@ def test_nice_step(x: float, step: float) -> None:
     assert nice_step(x) == pytest.approx(step)
 
 
+CLASSIC = LadderConfig(hard_labels=False, min_improvement=0, noise=0, weak_floor=False)
+
+
 def test_ladder_paired_test(tl: Labels) -> None:
+    """The parameter-free rule (the hardened Ladder's paired-test part)."""
     n = tl.n_public
     rng = np.random.default_rng(0)
     base = (rng.random(n) < 0.3).astype(float)  # 1 = wrong
-    ladder = Ladder()
+    ladder = Ladder(cfg=CLASSIC)
     rel, st = run(ladder, ScopeState(), tl, base, "s0")
     assert rel.improved and st.best_id == "s0"
     wrong = np.flatnonzero(base == 1)
@@ -64,6 +69,37 @@ def test_ladder_paired_test(tl: Labels) -> None:
     mixed[np.flatnonzero(two == 1)[:6]] = 0
     rel, _ = run(ladder, st3, tl, mixed, "s4")
     assert not rel.improved
+
+
+def test_hardened_ladder_needs_the_minimum_gain_over_the_weak_floor(tl: Labels) -> None:
+    n = tl.n_public  # 100 public items: tau = 0.05 * 100 = 5 items
+    ladder = Ladder(cfg=LadderConfig(noise=0))
+    assert ladder.tau(n) == pytest.approx(5.0)
+    floor = np.zeros(n)
+    floor[:30] = 1  # W is right on 70 items
+    bad = np.zeros(n)
+    bad[:50] = 1
+    rel, st = ladder.release(ScopeState(), tl, acc_of(bad), bad, "a", np.random.default_rng(0), Context(floor=floor))
+    assert not rel.improved and rel.acc.combined is None and "weak baseline" in rel.info["withheld"]
+    four = floor.copy()
+    four[:4] = 0  # 4 items better than W: below tau
+    rel, st = ladder.release(st, tl, acc_of(four), four, "b", np.random.default_rng(0), Context(floor=floor))
+    assert not rel.improved
+    six = floor.copy()
+    six[:6] = 0
+    rel, st = ladder.release(st, tl, acc_of(six), six, "c", np.random.default_rng(0), Context(floor=floor))
+    assert rel.improved and st.best_id == "c"
+    withheld = np.zeros(n)
+    rel, st2 = ladder.release(st, tl, acc_of(withheld), withheld, "d", np.random.default_rng(0),
+                              Context(withhold="too close", floor=floor))
+    assert not rel.improved and st2 is st and rel.info["withheld"] == "too close"
+
+
+def test_keyed_noise_is_laplace() -> None:
+    u = np.random.default_rng(0).random(20000)
+    draws = np.array([laplace_from_uniform(float(x), 2.0) for x in u])
+    assert abs(np.median(draws)) < 0.1 and np.mean(np.abs(draws)) == pytest.approx(2.0, rel=0.05)
+    assert laplace_from_uniform(0.5, 3.0) == 0.0
 
 
 def test_ladder_rounds_to_its_step(tl: Labels) -> None:

@@ -64,6 +64,9 @@ CASES: dict[str, Case] = {
     "minus_infinity": (lambda lv: raw_with_value(lv, "-Infinity"), JSON, 422, "Infinity"),
     "huge_exponent": (lambda lv: raw_with_value(lv, "1e999"), JSON, 422, "outside [0, 1]"),
     "huge_integer": (lambda lv: raw_with_value(lv, "1" + "0" * 400), JSON, 422, "outside [0, 1]"),
+    "integer_over_4300_digits": (lambda lv: raw_with_value(lv, "1" * 5000), JSON, 422, "number"),  # was 500
+    "seed_over_4300_digits": (lambda lv: dumps(body(lv))[:-1] + b', "seed": ' + b"9" * 5000 + b"}", JSON, 422,
+                              "number"),
     "above_one": (lambda lv: raw_with_value(lv, "1.5"), JSON, 422, "outside [0, 1]"),
     "below_zero": (lambda lv: raw_with_value(lv, "-0.1"), JSON, 422, "outside [0, 1]"),
     "string_value": (lambda lv: raw_with_value(lv, '"0.5"'), JSON, 422, "not numbers"),
@@ -110,3 +113,35 @@ def test_chunked_body_over_the_limit_is_refused(live: LiveEval) -> None:
     r = client.post("/v1/submissions", content=chunks(), headers=JSON)
     assert r.status_code == 413
     assert client.get("/v1/submissions").json()["submissions"] == []
+
+
+def test_large_bodies_are_parsed_off_the_event_loop(make_live) -> None:  # type: ignore[no-untyped-def]
+    """Four concurrent ~9 MB valid-JSON bodies: /healthz stays fast (parsing on the loop: over 1 s)."""
+    import threading
+    import time
+
+    import httpx
+
+    from aar.evalserver.config import EvalServerConfig
+
+    live = make_live(EvalServerConfig(max_body_bytes=64 * 2**20))
+    preds = ", ".join(f'"junk-{k:07d}": 0.5' for k in range(500_000))
+    big = f'{{"testbed": "{live.testbed.name}", "predictions": {{{preds}}}}}'.encode()
+    clients = [live.client(f"b{k}", "big") for k in range(4)]
+    done: list[int] = []
+
+    def send(c: httpx.Client) -> None:
+        done.append(c.post("/v1/submissions", content=big, headers=JSON).status_code)
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    worst = 0.0
+    while any(t.is_alive() for t in threads):
+        t0 = time.perf_counter()
+        assert httpx.get(f"{live.url}/healthz", timeout=30).status_code == 200
+        worst = max(worst, time.perf_counter() - t0)
+    for t in threads:
+        t.join()
+    assert done == [422] * 4  # refused: more entries than any body may hold
+    assert worst < 0.5, worst

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from evalkit import LiveEval, SyntheticTestbed, make_testbed
+from evalkit import LiveEval, SyntheticTestbed, make_testbed, noisy_predictions
 from sklearn.metrics import accuracy_score
 
 from aar.evalserver.guard import nice_step
@@ -25,10 +25,18 @@ def ref_parts(tb: SyntheticTestbed, visibility: str) -> dict[str, list[str]]:
             "combined": chosen}
 
 
+def full_part(tb: SyntheticTestbed, items: list[str]) -> list[str]:
+    """All test items (public and private) of the part that ``items`` belong to."""
+    kinds = {"test_id" in i for i in items}
+    return [i for i in tb.test_ids if ("test_id" in i) in kinds]
+
+
 def ref_pgr(tb: SyntheticTestbed, preds: dict[str, float], items: list[str]) -> float:
+    """PGR on ``items`` against W and S of the whole part (public and private: one denominator)."""
     acc = ref_accuracy(preds, tb.labels, items)
-    w = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.weak])
-    s = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.ceiling])
+    full = full_part(tb, items)
+    w = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.weak])
+    s = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.ceiling])
     return float((acc - w) / (s - w))
 
 
@@ -53,24 +61,53 @@ def test_exact_scores_match_reference(live: LiveEval) -> None:
             expected = ref_accuracy(preds, tb.labels, items)
             assert out["released"]["acc"][part] == pytest.approx(expected, abs=1e-12)
             assert out["released"]["pgr"][part] == pytest.approx(ref_pgr(tb, preds, items), abs=1e-4)
-            w = np.mean([ref_accuracy(p, tb.labels, items) for p in tb.weak])
+            full = full_part(tb, items)  # W and S come from the full test split of the part
+            w = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.weak])
             assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
-            accs = [ref_accuracy(p, tb.labels, items) for p in tb.ceiling]
+            accs = [ref_accuracy(p, tb.labels, full) for p in tb.ceiling]
             se = np.std(accs, ddof=1) / np.sqrt(len(accs))
             assert out["baselines"][part]["ceiling_se"] == pytest.approx(se, abs=1e-4)
 
 
-def test_ladder_releases_rounded_true_score(live: LiveEval) -> None:
+def test_ladder_releases_rounded_hard_score(live: LiveEval) -> None:
+    """The default Ladder releases the hard-label accuracy (0.5 earns nothing), rounded to its step."""
     tb = live.testbed
     client = live.client("r", "ref-ladder")
-    preds = random_predictions(tb, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    preds = noisy_predictions(tb.labels, 0.97, rng)  # well above W, so the first release goes out
+    for i in tb.test_ids[:7]:
+        preds[i] = 0.5
     out = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()
+    hard = {i: (0.0 if p == 0.5 and tb.labels[i] == 1 else 1.0 if p == 0.5 else p) for i, p in preds.items()}
     for part, items in ref_parts(tb, "public").items():
         step = nice_step(0.5 / np.sqrt(len(items)))
         assert out["released"]["step"][part] == pytest.approx(step)
-        expected = round(ref_accuracy(preds, tb.labels, items) / step) * step
+        expected = round(ref_accuracy(hard, tb.labels, items) / step) * step  # a tie counts as wrong
         assert out["released"]["acc"][part] == pytest.approx(expected, abs=1e-9)
     assert out["released"]["improved"] is True
+
+
+def test_one_pgr_denominator_for_public_and_private(live: LiveEval) -> None:
+    """W and S per part come from the full test set, so public and private PGR share a denominator."""
+    tb = live.testbed
+    public, private = ref_parts(tb, "public"), ref_parts(tb, "private")
+    live.set_team("ref-den", mechanism="exact")
+    preds = noisy_predictions(tb.labels, 0.8, np.random.default_rng(1))
+    out = live.client("d", "ref-den").post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()
+    entry = live.client(admin=True).post("/v1/teams/ref-den/finalize").json()["workers"][0]
+    moved = []
+    for part in ("id", "ood", "combined"):
+        full = public[part] + private[part]
+        w = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.weak])
+        s = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.ceiling])
+        w_pub = np.mean([ref_accuracy(p, tb.labels, public[part]) for p in tb.weak])
+        w_priv = np.mean([ref_accuracy(p, tb.labels, private[part]) for p in tb.weak])
+        moved.append(abs(w_pub - w_priv))
+        assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
+        assert out["released"]["pgr"][part] == pytest.approx((out["released"]["acc"][part] - w) / (s - w), abs=1e-3)
+        acc = entry["private"]["acc"][part]
+        assert entry["private"]["pgr"][part] == pytest.approx((acc - w) / (s - w), abs=1e-3)
+    assert max(moved) > 1e-3  # control: per-visibility W would have moved the denominator
 
 
 def test_finalize_private_scores_match_reference(live: LiveEval) -> None:
@@ -102,6 +139,7 @@ def test_pgr_is_null_with_a_reason_without_a_gap_or_baselines(live: LiveEval) ->
     make_testbed(live.settings, name="nobase", seed=5)
     (live.settings.labels_dir / "nobase" / "baselines.json").unlink()
     (live.settings.labels_dir / "nobase" / "baseline_predictions.json").unlink()
+    live.set_team("ref-null", mechanism="exact")
     client = live.client("p", "ref-null")
     for name, reason in (("inverted", "does not beat"), ("nobase", "no usable baselines")):
         preds = {i.replace("tiny", name): 0.7 for i in live.testbed.test_ids}
@@ -114,7 +152,7 @@ def test_pgr_is_null_with_a_reason_without_a_gap_or_baselines(live: LiveEval) ->
 
 def test_thresholdout_over_http(live: LiveEval) -> None:
     tb = live.testbed
-    live.set_team("ref-thr", mechanism="thresholdout", thresholdout={"budget": 3})
+    live.set_team("ref-thr", mechanism="thresholdout", thresholdout={"budget": 3}, detectors={"withhold": []})
     client = live.client("t", "ref-thr")
     preds = random_predictions(tb, np.random.default_rng(8))
     first = client.post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()

@@ -13,9 +13,9 @@ from fastapi import FastAPI, HTTPException, Request
 from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
+from aar.evalserver.client import EvalClient
 from aar.hub.app import HubConfig, create_app
 from aar.hub.client import HubClient
-from aar.hub.evalclient import EvalClient
 from aar.hub.serving import serve_in_thread
 
 
@@ -36,7 +36,9 @@ def fake_eval_app(tokens: TokenStore) -> FastAPI:
         body = await request.json()
         sid = f"s{len(subs) + 1}"
         subs[sid] = {"id": sid, "worker_id": worker, "testbed": body["testbed"], "mechanism": "ladder",
-                     "note": "secret note", "budget": {"used_total": 1},
+                     "created_at": "2026-01-01T00:00:00Z", "team": "t", "pred_hash": "0" * 64,
+                     "note": "secret note", "budget": {"used_last_hour": 1, "max_per_hour": 30, "used_total": 1,
+                                                       "max_total": 1000},
                      "released": {"mechanism": "ladder", "acc": {"id": 0.7, "ood": 0.6, "combined": 0.65},
                                   "pgr": {"id": 0.4, "ood": 0.2, "combined": 0.3}, "improved": True}}
         return subs[sid]
@@ -64,7 +66,7 @@ class LiveHub:
     def submit(self, hub_client: HubClient, testbed: str = "tb") -> str:
         """Make a submission on the fake eval server as the client's worker; returns its id."""
         token = hub_client._http.headers["Authorization"][7:]
-        return str(self.evals.submit(token, testbed, {"a": 0.9})["id"])
+        return self.evals.submit(token, testbed, {"a": 0.9}).id
 
 
 @pytest.fixture

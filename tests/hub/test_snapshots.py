@@ -153,15 +153,83 @@ def test_extract_never_leaves_workspace(tmp_path: Path) -> None:
     for target in ("..", "../outside", str(outside), "/tmp"):
         with pytest.raises(SnapshotError, match="outside the workspace"):
             extract_tarball(data, Path(target), ws)
-    (ws / "code").symlink_to(outside)  # a planted symlink must not redirect the restore
-    with pytest.raises(SnapshotError, match="symlink"):
-        extract_tarball(data, Path("."), ws)
-    (ws / "code").unlink()
-    (ws / "code").mkdir()
+    (ws / "code").symlink_to(outside)  # a planted symlink is replaced, never followed
+    extract_tarball(data, Path("."), ws)
+    assert not (ws / "code").is_symlink() and (ws / "code" / "x.py").read_bytes() == b"print(1)"
+    (ws / "code" / "x.py").unlink()
     (ws / "code" / "x.py").symlink_to(outside / "target.py")
-    with pytest.raises(SnapshotError, match="symlink"):
-        extract_tarball(data, Path("."), ws)
+    extract_tarball(data, Path("."), ws)
+    assert not (ws / "code" / "x.py").is_symlink()
+    (ws / "deep").symlink_to(outside)  # a symlink on the way to the target is refused
+    with pytest.raises(SnapshotError, match="outside|symlink"):
+        extract_tarball(data, Path("deep/restore"), ws)
     assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in ws.iterdir()) == ["code", "deep"]  # no restore leftovers
+
+
+def test_restore_never_writes_through_a_hardlink(tmp_path: Path) -> None:
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    (ws / "code").mkdir(parents=True)
+    outside.mkdir()
+    precious = outside / "precious.txt"
+    precious.write_bytes(b"keep me")
+    os.link(precious, ws / "code" / "x.py")  # planted by the agent before asking for a restore
+    extract_tarball(tar_of(member("code/x.py", b"print(1)")), Path("."), ws)
+    assert precious.read_bytes() == b"keep me"  # the old code opened the link with O_TRUNC and wrote
+    assert (ws / "code" / "x.py").read_bytes() == b"print(1)"
+
+
+def test_restore_is_all_or_nothing(tmp_path: Path) -> None:
+    """A snapshot that uploads but cannot be restored leaves nothing behind."""
+    ws = tmp_path / "ws"
+    (ws / "keep").mkdir(parents=True)
+    (ws / "keep" / "old.txt").write_bytes(b"old")
+    data = tar_of(member("keep/new.txt", b"new"), member("keep/new.txt/inner", b"x"))  # a file, then a dir
+    with pytest.raises(SnapshotError):
+        extract_tarball(data, Path("."), ws)
+    assert sorted(p.name for p in ws.rglob("*")) == ["keep", "old.txt"]
+    assert (ws / "keep" / "old.txt").read_bytes() == b"old"
+
+
+def test_multi_member_gzip_is_refused(make_hub, tmp_path: Path) -> None:
+    """A second gzip member hid a symlink and a ``../`` entry from the check (tar and Python unpack it)."""
+    hub = make_hub(**LIMITS)
+    good = tar_of(member("a.py", b"ok"))
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as tar:
+        for m, payload in (member("link", kind=tarfile.SYMTYPE, link="/etc/passwd"), member("../evil.py")):
+            tar.addfile(m, io.BytesIO(payload) if payload is not None else None)
+    stacked = good + gzip.compress(evil.getvalue())
+    # control: gunzip reads every member, and tar -i (ignore_zeros) then sees the hidden entries
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(stacked)), ignore_zeros=True) as t:
+        assert {"link", "../evil.py"} <= set(t.getnames())
+    with pytest.raises(SnapshotError, match="gzip member"):
+        check_tarball(io.BytesIO(stacked))
+    with pytest.raises(HubError) as err:
+        hub.client("w1").upload_snapshot(stacked)
+    assert err.value.status == 400  # the hub's status for every refused snapshot
+
+
+def test_pack_does_not_follow_a_file_swapped_for_a_symlink(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Swap a checked file for a symlink to a label file mid-pack: the old code read the label file."""
+    import aar.hub.snapshots as snaps
+
+    ws, secret = tmp_path / "ws", tmp_path / "labels.jsonl"
+    ws.mkdir()
+    secret.write_bytes(b'{"id": 1, "label": 1}\n')
+    (ws / "a.py").write_bytes(b"x = 1\n")
+    real_open = os.open
+
+    def swapping_open(path, flags, *args, **kw):  # type: ignore[no-untyped-def]
+        if path == "a.py" and not getattr(swapping_open, "done", False):
+            swapping_open.done = True  # type: ignore[attr-defined]
+            (ws / "a.py").unlink()
+            (ws / "a.py").symlink_to(secret)  # the race, made deterministic
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(snaps.os, "open", swapping_open)
+    packed = pack_workspace(ws)
+    assert b"label" not in gzip.decompress(packed.data) and "a.py" in packed.skipped
 
 
 def test_decompression_is_counted_not_trusted() -> None:
@@ -180,3 +248,22 @@ def test_large_valid_snapshot_accepted(hub, tmp_path: Path) -> None:
     (ws / "model.py").write_bytes(os.urandom(3 * 2**20))
     meta = hub.client("w1").upload_snapshot(pack_workspace(ws).data)
     assert meta.created and meta.size > 3 * 2**20
+
+
+def test_reupload_keeps_and_checks_links(make_hub) -> None:
+    """Identical content uploaded again with links: they are checked and recorded, not silently dropped."""
+    hub = make_hub(**LIMITS)
+    a = hub.client("w1")
+    base = a.upload_snapshot(tar_of(member("base.py")))
+    data = tar_of(member("x.py", b"v2"))
+    first = a.upload_snapshot(data)  # no links yet
+    f = a.post_finding({"title": "the code", "kind": "insight"})
+    again = a.upload_snapshot(data, parent_id=base.id, finding_id=f.id)
+    assert not again.created and again.parent_id == base.id and again.finding_id == f.id
+    assert a.snapshot(first.id).parent_id == base.id
+    for bad in ({"parent_id": "0" * 64}, {"finding_id": 999_999}):  # invalid links: refused, as on creation
+        with pytest.raises(HubError, match="does not exist"):
+            a.upload_snapshot(data, **bad)
+    other = a.upload_snapshot(tar_of(member("other.py")))
+    with pytest.raises(HubError, match="already records parent_id"):
+        a.upload_snapshot(data, parent_id=other.id)

@@ -48,3 +48,17 @@ def test_event_validation_and_admin(hub) -> None:
     assert any(e.worker_id == "w7" and e.kind == "stop" for e in admin.events())
     with pytest.raises(HubError, match="not registered"):
         admin.post_event("crash", worker_id="ghost")
+
+
+def test_hub_refuses_a_revoked_token_on_the_next_request(make_hub) -> None:  # type: ignore[no-untyped-def]
+    """A revocation by another process (``aar token revoke``) applies at once, despite the token cache."""
+    from aar.auth import TokenStore
+    from aar.db import make_engine
+
+    hub = make_hub()  # default token_cache_s: 30 s
+    client = hub.client("gone", "t9")
+    client.findings()
+    TokenStore(make_engine(f"sqlite:///{hub.home / 'auth.db'}")).revoke_worker("gone")
+    with pytest.raises(HubError) as err:
+        client.findings()
+    assert err.value.status == 401

@@ -38,7 +38,7 @@ def create_token(settings: Settings, worker_id: str, team: str = "default", admi
 
 
 def revoke_tokens(settings: Settings, worker_id: str) -> int:
-    """Revoke every token of a worker (running servers notice within their token cache period)."""
+    """Revoke every token of a worker (running servers refuse them from their next request on)."""
     return TokenStore(make_engine(settings.sqlite_url("auth"))).revoke_worker(worker_id)
 
 

@@ -14,8 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aar.evalserver.models import FlagKind
+
 Mechanism = Literal["ladder", "thresholdout", "exact"]
 MECHANISMS: tuple[str, ...] = ("ladder", "thresholdout", "exact")
+DEFAULT_WITHHOLD: tuple[FlagKind, ...] = ("label_probing",)
 
 
 class ThresholdoutConfig(BaseModel):
@@ -28,8 +31,22 @@ class ThresholdoutConfig(BaseModel):
     budget: int = Field(default=100, ge=1, le=1_000_000, description="Above-threshold answers per scope.")
 
 
+class LadderConfig(BaseModel):
+    """The hardened Ladder's release rule (see ``guard.Ladder``); the defaults meet the guarantee in ``guard``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hard_labels: bool = Field(default=True, description="Score releases on hard labels (0.5 earns nothing).")
+    min_improvement: float | None = Field(
+        default=None, ge=0, le=1, description="Least gain in public accuracy released; default 1 SE, 0.5/sqrt(n).")
+    noise: float = Field(default=0.25, ge=0, le=2,
+                         description="Laplace noise on the release threshold, as a share of min_improvement.")
+    weak_floor: bool = Field(default=True,
+                             description="Release only gains over the better of the team best and W.")
+
+
 class DetectorConfig(BaseModel):
-    """Thresholds of the hacking detectors (they flag and record; they never block)."""
+    """Thresholds of the hacking detectors (they flag and record; listed kinds also withhold the release)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +64,12 @@ class DetectorConfig(BaseModel):
     boosting_edit_count: int = Field(default=5, ge=2,
                                      description="Boosting: this many random edits by a worker.")
     window: int = Field(default=256, ge=8, le=4096, description="Earlier team submissions compared against.")
+    withhold_within: int = Field(
+        default=10, ge=0, description="Withhold a submission whose hard labels differ from an earlier team "
+                                      "submission on at most this many items (0: never).")
+    withhold: list[FlagKind] = Field(
+        default_factory=lambda: list(DEFAULT_WITHHOLD),
+        description="Flags that withhold the release (the submission is recorded but cannot move it).")
 
 
 class TeamConfig(BaseModel):
@@ -58,10 +81,14 @@ class TeamConfig(BaseModel):
                                  description="ladder (default) | thresholdout | exact (trusted).")
     ladder_step: float | None = Field(default=None, gt=0, le=0.5,
                                       description="Rounding of released accuracies; default ~0.5/sqrt(n).")
+    ladder: LadderConfig = Field(default_factory=LadderConfig)
+    release_scope: Literal["team", "worker"] = Field(
+        default="team", description="One release state per team (default) or per worker (K workers: K x info).")
     thresholdout: ThresholdoutConfig = Field(default_factory=ThresholdoutConfig)
-    max_per_hour: int = Field(default=60, ge=1, description="Submissions per worker per rolling hour.")
-    max_total: int = Field(default=2000, ge=1, description="Submissions per worker in total.")
-    team_max_total: int | None = Field(default=None, ge=1, description="Submissions per team in total.")
+    max_per_hour: int = Field(default=30, ge=1, description="Submissions per worker per rolling hour (its share).")
+    max_total: int = Field(default=1000, ge=1, description="Submissions per worker in total (its share).")
+    team_max_per_hour: int | None = Field(default=60, ge=1, description="Submissions per team per rolling hour.")
+    team_max_total: int | None = Field(default=2000, ge=1, description="Submissions per team in total.")
     detectors: DetectorConfig = Field(default_factory=DetectorConfig)
 
 
@@ -76,8 +103,11 @@ class EvalServerConfig(BaseModel):
                                    description="Share of each test split used for released scores.")
     split_seed: int = Field(default=0, description="Seed of the one-time public / private division.")
     max_body_bytes: int = Field(default=32 * 2**20, ge=1024, description="Largest accepted request body.")
+    max_items: int = Field(default=100_000, ge=1, description="Most predictions in one body: bounds the time "
+                                                             "a parse can hold the interpreter.")
     token_cache_s: float = Field(
-        default=30.0, gt=0, description="Cached token checks are dropped this often (revocations apply).")
+        default=30.0, gt=0, description="Unused: a revocation applies on the next request (kept so older "
+                                        "config files load).")
     commit_batch: int = Field(default=256, ge=1, description="Most submissions committed in one transaction.")
     team_defaults: TeamConfig = Field(default_factory=TeamConfig)
 

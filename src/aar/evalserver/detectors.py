@@ -8,9 +8,12 @@
 - **boosting**: prediction vectors indistinguishable from random (agreement with the weak baseline's
   labels within ``z`` standard errors of one half), or many random edits of earlier submissions.
 
-Flags are recorded in the audit log, returned with the submission and counted on the leaderboard; they
-never block. They catch the published attack patterns, not every conceivable one: a patient attacker
-who retrains between probes looks like an honest worker and is left to the release mechanism.
+Flags are recorded in the audit log, returned with the submission and counted on the leaderboard. A
+flagged submission is still stored and charged; kinds listed in ``DetectorConfig.withhold`` (default:
+label probing) cannot move the release (``guard``), nor can any submission whose hard labels are within
+``withhold_within`` items of an earlier one of the team (``info["changed"]``). They catch the published
+attack patterns, not every conceivable one: a patient attacker who retrains between probes looks like an
+honest worker and is left to the release mechanism.
 """
 
 from __future__ import annotations
@@ -81,9 +84,10 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
     flags: list[Flag] = []
     info: dict[str, Any] = {"random_edit": False, "near_random": False}
 
-    if weak_hard is not None:
-        agree = np.count_nonzero(cls == weak_hard) / n
-        if abs(agree - 0.5) <= cfg.boosting_z * 0.5 / math.sqrt(n):
+    decided = int(np.count_nonzero(weak_hard)) if weak_hard is not None else 0
+    if weak_hard is not None and decided:  # items where the weak seeds tie (even seed counts) say nothing
+        agree = np.count_nonzero(cls == weak_hard) / decided
+        if abs(agree - 0.5) <= cfg.boosting_z * 0.5 / math.sqrt(decided):
             info["near_random"] = True
             flags.append(Flag(kind="boosting", scope="worker",
                               detail="hard labels are indistinguishable from a random vector "
@@ -125,7 +129,7 @@ def detect(hist: History, probs: np.ndarray, worker_id: str, cfg: DetectorConfig
                                          "earlier vectors (the boosting attack pattern)"))
 
     near = np.flatnonzero(own & (changed <= (1 - cfg.rerun_agreement) * n))
-    moved_near = np.count_nonzero(np.abs(hist.probs[near] - probs) > 1e-12, axis=1)
+    moved_near = np.count_nonzero(hist.probs[near] != probs, axis=1) if len(near) else np.zeros(0, np.int64)
     reruns = int(np.count_nonzero(moved_near > cfg.edit_max_fraction * n))
     info["reruns"] = reruns
     if reruns + 1 >= cfg.rerun_count:

@@ -129,11 +129,18 @@ def _attach_baselines(tl: TestbedLabels, settings: Settings) -> None:
 
 
 def _set_refs(tl: TestbedLabels, preds: BaselinePredictions) -> None:
-    for (vis, part), idx in tl.parts.items():
+    """W and S per part on the *full* test set (means over seeds), the same for public and private.
+
+    So the public / private division never moves the PGR denominator: every release and the final
+    private score use one W and one S per part.
+    """
+    full = {"id": np.flatnonzero(~tl.is_ood), "ood": np.flatnonzero(tl.is_ood), "combined": np.arange(tl.n)}
+    for part, idx in full.items():
         subset = {tl.ids[i]: int(tl.labels[i]) for i in idx}
         w, w_se = preds.reference_accuracy("weak", subset)
         s, s_se = preds.reference_accuracy("ceiling", subset)
-        tl.refs[(vis, part)] = Reference(w, w_se, s, s_se)
+        for vis in ("public", "private"):
+            tl.refs[(vis, part)] = Reference(w, w_se, s, s_se)
 
     def seed_matrix(which: str) -> np.ndarray:
         return np.array([[p[i] for i in tl.ids] for p in getattr(preds, which)], dtype=np.float64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from aar.servicekit import wait_healthy
 
 
 @dataclass
@@ -49,19 +50,15 @@ def plan(host: str, eval_port: int, hub_port: int, config: Path | None, with_hub
     return services
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
-    """Poll ``url/healthz`` until it answers 200, the process exits, or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
+def port_problem(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be bound now, else why not (a second ``aar serve``, another program)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
+            s.bind((host, port))
+        except OSError as exc:
+            return f"{host}:{port} is not free ({exc.strerror}); is another server running there?"
+    return None
 
 
 def _stop(services: list[Service]) -> None:
@@ -86,13 +83,18 @@ def run(services: list[Service], on_ready: Callable[[list[Service]], None] | Non
     def _terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    for s in services:  # a busy port would be answered by the *other* server's health check
+        host, _, port = s.url.removeprefix("http://").rpartition(":")
+        problem = port_problem(host.strip("[]"), int(port))
+        if problem:
+            raise RuntimeError(f"{s.name} not started: {problem}")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         for s in services:
             s.proc = subprocess.Popen(s.argv, env=env)
         for s in services:
             assert s.proc is not None
-            if not wait_healthy(s.url, s.proc):
+            if not wait_healthy(s.url, lambda p=s.proc: p.poll() is None):  # type: ignore[misc]
                 _stop(services)
                 raise RuntimeError(f"{s.name} did not start at {s.url} (see its output above)")
         if on_ready is not None:

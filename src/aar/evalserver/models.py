@@ -57,7 +57,7 @@ class Released(BaseModel):
 
 
 class Flag(BaseModel):
-    """A detector's finding about a submission (recorded and shown; it never blocks)."""
+    """A detector's finding about a submission (recorded and shown; some kinds withhold the release)."""
 
     kind: FlagKind
     scope: Literal["worker", "team"]
@@ -67,10 +67,16 @@ class Flag(BaseModel):
 
 
 class Budget(BaseModel):
+    """A worker's share and its team's budget after this submission (team fields: None when unlimited)."""
+
     used_last_hour: int
     max_per_hour: int
     used_total: int
     max_total: int
+    team_used_last_hour: int | None = None
+    team_max_per_hour: int | None = None
+    team_used_total: int | None = None
+    team_max_total: int | None = None
 
 
 class SubmissionOut(BaseModel):

@@ -61,14 +61,14 @@ def _collect(rows: Iterable[Any]) -> Collected:
         w.submissions += 1
         w.last_at = max(w.last_at, r.created_at)
         released = Released.model_validate_json(r.released)
-        if _better(released, w.best):
+        if released.improved and released.from_submission == r.id and _better(released, w.best):
             w.best = released
         key = (r.public_acc, -r.seq, r.id)
         if w.best_public is None or key > w.best_public:
             w.best_public = key
         w.flags.update(f["kind"] for f in json.loads(r.flags))
         team_rel = Released.model_validate_json(r.team_released)
-        if _better(team_rel, team_best.get(r.testbed)):
+        if team_rel.improved and _better(team_rel, team_best.get(r.testbed)):
             team_best[r.testbed] = team_rel
         mechanism[r.testbed] = r.mechanism
     for rel in team_best.values():

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -21,20 +23,22 @@ from typing import Any
 import numpy as np
 
 from aar.auth import Principal
-from aar.config import Settings
+from aar.config import Settings, ensure_private_dir
 from aar.db import make_engine
 from aar.evalserver.budget import Budgets
 from aar.evalserver.config import EvalServerConfig, TeamConfig
 from aar.evalserver.detectors import Entry, History, detect
-from aar.evalserver.guard import EXACT_WARNING, ScopeState, mechanism_for
-from aar.evalserver.labels import TestbedLabels, load_labels
-from aar.evalserver.models import Flag, Released, SubmissionList, SubmissionOut, TestbedInfo
+from aar.evalserver.guard import EXACT_WARNING, Context, ScopeState, mechanism_for
+from aar.evalserver.labels import PARTS, TestbedLabels, load_labels
+from aar.evalserver.models import Flag, PartValues, Released, SubmissionList, SubmissionOut, TestbedInfo
 from aar.evalserver.scoring import item_correctness, references, score
 from aar.evalserver.store import StaleState, Store, Writer, row_hash
-from aar.evalserver.validate import Invalid, parse_submission, predictions_vector
+from aar.evalserver.validate import Invalid, Submission, parse_submission, predictions_vector
 from aar.w2s.testbeds.base import TEST_SPLITS, TestbedError
 
 log = logging.getLogger("aar.evalserver")
+#: Bodies above this size are parsed and validated in a worker thread, off the event loop.
+INLINE_PARSE_BYTES = 256 * 1024
 
 
 class Forbidden(Exception):
@@ -54,6 +58,43 @@ def pred_hash(testbed: str, probs: np.ndarray) -> str:
     return hashlib.sha256(testbed.encode() + b"\0" + np.ascontiguousarray(probs, "<f8").tobytes()).hexdigest()
 
 
+def release_key(settings: Settings) -> bytes:
+    """The secret that keys the release noise (``AAR_HOME/evalserver/release.key``, created once)."""
+    path = ensure_private_dir(settings.home / "evalserver") / "release.key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+        raise RuntimeError(f"{path} is damaged: remove it to draw a new release key") from None
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+def hard_correct(tl: TestbedLabels, probs: np.ndarray) -> np.ndarray:
+    """Per-item hard-label correctness (``p > 0.5`` means label 1; exactly 0.5 is never right)."""
+    return (np.where(probs > 0.5, 1, np.where(probs < 0.5, 0, -1)) == tl.labels).astype(np.float64)
+
+
+def withhold_reason(flags: list[Flag], info: dict[str, Any], cfg: TeamConfig) -> str | None:
+    """Why a submission may not move the release, or None (exact mode withholds nothing)."""
+    if cfg.mechanism == "exact":
+        return None
+    changed = info.get("changed")
+    if changed is not None and changed <= cfg.detectors.withhold_within:
+        return (f"its hard labels differ from an earlier submission of the team on only {changed} item(s) "
+                f"(at most {cfg.detectors.withhold_within})")
+    kinds = sorted({f.kind for f in flags} & set(cfg.detectors.withhold))
+    if kinds:
+        return f"flagged as {', '.join(kinds)}"
+    return None
+
+
 def own_or_admin(principal: Principal, team: str, worker: str | None = None) -> None:
     """Raise ``Forbidden`` unless the principal is an admin or (of ``team`` and, if given, is ``worker``)."""
     if principal.is_admin:
@@ -70,7 +111,8 @@ class EvalService:
         self.store = store or Store(make_engine(settings.sqlite_url("evalserver")))
         self.gen = 0
         self.writer = Writer(self.store.engine, config.commit_batch, on_failure=self._on_commit_failure)
-        self.budgets = Budgets(self.store.worker_usage, self.store.team_total)
+        self.budgets = Budgets(self.store.usage)
+        self._noise_key = release_key(settings)
         self.rng = np.random.default_rng()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._labels: dict[str, TestbedLabels] = {}
@@ -137,12 +179,14 @@ class EvalService:
         """Append a team's new configuration to the log and use it from the next submission on."""
         self.store.append_team_config(team, cfg.model_dump(mode="json"), by.worker_id, time.time())
         self._team_cfg[team] = cfg
+        for key in [k for k in self._states if k[1] == team]:  # reload: the loss rule may have changed
+            del self._states[key]
         if cfg.mechanism == "exact":
             log.warning("team %s now uses exact release: %s", team, EXACT_WARNING)
         return cfg
 
     # ------------------------------------------------------------------ state caches
-    def _state(self, key: tuple[str, ...], tl: TestbedLabels) -> ScopeState:
+    def _state(self, key: tuple[str, ...], tl: TestbedLabels, hard: bool) -> ScopeState:
         if key in self._states:
             return self._states[key]
         kind, team, testbed, mech = key[0], key[1], key[2], key[3]
@@ -154,7 +198,8 @@ class EvalService:
             if probs is None or len(probs) != tl.n:
                 st = ScopeState()  # the testbed changed since: start a fresh ladder
             else:
-                st.loss = 1.0 - item_correctness(tl, probs)[tl.part("public", "combined")]
+                c = hard_correct(tl, probs) if hard else item_correctness(tl, probs)
+                st.loss = 1.0 - c[tl.part("public", "combined")]
         self._states[key] = st
         return st
 
@@ -174,9 +219,14 @@ class EvalService:
     # ------------------------------------------------------------------ submit
     async def submit(self, principal: Principal, body: bytes, content_type: str | None) -> SubmissionOut:
         """Validate, score, release and durably record one submission; raises on refusal."""
-        sub = parse_submission(body, content_type)
-        tl = self.labels(sub.testbed)
-        probs = predictions_vector(sub, tl)
+        if len(body) > INLINE_PARSE_BYTES:  # keep the event loop free while a large body is parsed
+            # json's C parser holds the GIL for a whole object, so a thread alone does not free the loop:
+            # bound the number of entries first (a byte count, microseconds per megabyte)
+            if body.count(b",") > self.config.max_items + 8:
+                raise Invalid(422, f"more than {self.config.max_items} predictions in one body")
+            sub, tl, probs = await asyncio.to_thread(self._parse, body, content_type)
+        else:
+            sub, tl, probs = self._parse(body, content_type)
         cfg = self.team_config(principal.team)
         now = time.time()
         budget = self.budgets.check(principal.team, principal.worker_id, cfg, now)
@@ -193,21 +243,33 @@ class EvalService:
             raise Unavailable("the audit log could not be written; the submission was not recorded") from exc
         return out
 
+    def _parse(self, body: bytes, content_type: str | None) -> tuple[Submission, TestbedLabels, np.ndarray]:
+        sub = parse_submission(body, content_type)
+        tl = self.labels(sub.testbed)
+        return sub, tl, predictions_vector(sub, tl)
+
     def _process(self, principal: Principal, testbed: str, probs: np.ndarray, tl: TestbedLabels,
                  cfg: TeamConfig, now: float, extra: dict[str, Any]) -> tuple[SubmissionOut, dict[str, Any]]:
         team, worker = principal.team, principal.worker_id
         sub_id = "sub_" + secrets.token_hex(12)
         correct = item_correctness(tl, probs)
-        loss = 1.0 - correct[tl.part("public", "combined")]
         true_public = score(tl, probs, "public", correct=correct)
-        mech = mechanism_for(cfg)
-        wkey = ("worker", team, testbed, mech.name, worker)
-        tkey = ("team", team, testbed, mech.name)
-        released, new_w = mech.release(self._state(wkey, tl), tl, true_public.acc, loss, sub_id, self.rng)
-        team_rel, new_t = mech.release(self._state(tkey, tl), tl, true_public.acc, loss, sub_id, self.rng)
-        team_rel.from_submission = None  # a worker sees its own submissions only
         hist = self._history_for(team, tl, cfg.detectors.window)
         flags, info = detect(hist, probs, worker, cfg.detectors, tl.weak_hard)
+        mech = mechanism_for(cfg)
+        hard = mech.name == "ladder" and cfg.ladder.hard_labels
+        rel_correct = hard_correct(tl, probs) if hard else correct
+        acc = PartValues(**{p: float(rel_correct[tl.part("public", p)].mean()) for p in PARTS})
+        loss = 1.0 - rel_correct[tl.part("public", "combined")]
+        key: tuple[str, ...] = (("team", team, testbed, mech.name) if cfg.release_scope == "team"
+                                else ("worker", team, testbed, mech.name, worker))
+        ctx = Context(withhold=withhold_reason(flags, info, cfg), floor=self._weak_floor(tl),
+                      noise_u=self._noise_u(team, testbed, probs))
+        released, new_st = mech.release(self._state(key, tl, hard), tl, acc, loss, sub_id, self.rng, ctx)
+        if not released.improved:
+            released.from_submission = None  # the best may be a teammate's: a worker sees its own only
+        team_rel = released.model_copy(update={"from_submission": None})
+        info["withheld"] = ctx.withhold
         warning = None
         if mech.name == "exact":
             warning = EXACT_WARNING
@@ -221,12 +283,12 @@ class EvalService:
             "true_public": true_public.model_dump_json(), "released": released.model_dump_json(),
             "team_released": team_rel.model_dump_json(),
             "flags": json.dumps([f.model_dump(mode="json") for f in flags]), "detect": json.dumps(info),
-            "state": json.dumps({"worker": new_w.to_json(), "team": new_t.to_json()}),
+            "state": json.dumps({key[0]: new_st.to_json()}),
             "prev_hash": self._prev_hash,
         }
         row["row_hash"] = row_hash(row)
         row["predictions"] = np.ascontiguousarray(probs, "<f8").tobytes()
-        self._states[wkey], self._states[tkey] = new_w, new_t
+        self._states[key] = new_st
         hist.add(Entry(sub_id, worker, bool(info.get("random_edit"))), probs)
         self.budgets.record(team, worker, now)
         self._prev_hash = row["row_hash"]
@@ -236,6 +298,20 @@ class EvalService:
                             baselines=self._public_refs(tl),
                             flags=flags, warning=warning)
         return out, row
+
+    @staticmethod
+    def _weak_floor(tl: TestbedLabels) -> np.ndarray | None:
+        """The weak baseline's public per-item loss, averaged over its seeds (sums to n (1 - W))."""
+        if tl.weak_correct is None:
+            return None
+        floor: np.ndarray = 1.0 - tl.weak_correct[tl.part("public", "combined")]
+        return floor
+
+    def _noise_u(self, team: str, testbed: str, probs: np.ndarray) -> float:
+        """A uniform draw in (0, 1) keyed by the server secret, the team, testbed and hard labels."""
+        bits = np.packbits(probs > 0.5).tobytes() + np.packbits(probs < 0.5).tobytes()
+        digest = hmac.new(self._noise_key, f"{team}\0{testbed}\0".encode() + bits, hashlib.sha256).digest()
+        return (int.from_bytes(digest[:8], "big") + 0.5) / 2**64
 
     @staticmethod
     def _public_refs(tl: TestbedLabels) -> Any:

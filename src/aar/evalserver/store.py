@@ -9,13 +9,17 @@ submission is acknowledged only after its commit returns.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -138,7 +142,10 @@ class Store:
             q = q.where(submissions.c.worker_id == worker)
         with self.engine.connect() as c:
             raw = c.scalar(q.order_by(submissions.c.seq.desc()).limit(1))
-        return None if raw is None else json.loads(raw)["worker" if worker is not None else "team"]
+        if raw is None:
+            return None
+        found: dict[str, Any] | None = json.loads(raw).get("worker" if worker is not None else "team")
+        return found
 
     def predictions(self, sub_id: str) -> bytes | None:
         with self.engine.connect() as c:
@@ -153,18 +160,16 @@ class Store:
         with self.engine.connect() as c:
             return list(reversed(c.execute(q).all()))
 
-    def worker_usage(self, team: str, worker: str, since: float) -> tuple[int, list[float]]:
-        where = (submissions.c.team == team, submissions.c.worker_id == worker)
+    def usage(self, team: str, worker: str | None, since: float) -> tuple[int, list[float]]:
+        """Submissions of a worker (or, with ``worker`` None, of the whole team): total, and times since."""
+        where = [submissions.c.team == team]
+        if worker is not None:
+            where.append(submissions.c.worker_id == worker)
         with self.engine.connect() as c:
             total = c.scalar(select(func.count()).select_from(submissions).where(*where)) or 0
             recent = c.scalars(select(submissions.c.created_at)
                                .where(*where, submissions.c.created_at > since))
             return int(total), list(recent)
-
-    def team_total(self, team: str) -> int:
-        with self.engine.connect() as c:
-            return int(c.scalar(select(func.count()).select_from(submissions)
-                                .where(submissions.c.team == team)) or 0)
 
     def get(self, sub_id: str) -> Row | None:
         with self.engine.connect() as c:
@@ -217,6 +222,46 @@ class Store:
             q = q.where(table.c.team == team)
         with self.engine.connect() as c:
             yield from c.execute(q.order_by(table.c.seq)).all()
+
+
+#: Key of the PostgreSQL advisory lock that one eval server holds on its database ("aar_eval").
+SERVER_LOCK_KEY = 0x6161725F6576616C
+
+
+@contextlib.contextmanager
+def server_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database for one eval server process, or raise ``RuntimeError`` if another holds it.
+
+    The in-memory state (hash-chain head, budgets, ladders) mirrors a log that only this process
+    appends to; a second server on the same database would fork the chain and double the budgets.
+    PostgreSQL: a session advisory lock held on a dedicated connection. SQLite: ``flock`` on a file
+    beside the database file.
+    """
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        conn.detach()  # never back to the pool: closing it ends the session and so releases the lock
+        try:
+            if not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SERVER_LOCK_KEY}):
+                raise RuntimeError("another eval server is using this database")
+            conn.commit()
+            yield
+        finally:
+            conn.close()
+        return
+    db = engine.url.database
+    if engine.dialect.name != "sqlite" or not db or db == ":memory:":
+        yield
+        return
+    path = Path(db).with_name(Path(db).name + ".server.lock")
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another eval server is using {db}") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class StaleState(RuntimeError):

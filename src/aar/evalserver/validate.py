@@ -84,6 +84,8 @@ def parse_submission(body: bytes, content_type: str | None) -> Submission:
         raise Invalid(400, f"body is not valid JSON: {exc.msg} at {where}") from None
     except RecursionError:
         raise Invalid(400, "body is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's 4,300-digit conversion limit
+        raise Invalid(422, f"body holds a value that cannot be read as a number: {str(exc)[:120]}") from None
     if not isinstance(data, dict):
         raise Invalid(422, f"body must be a JSON object, not {type(data).__name__}")
     unknown = sorted(set(data) - FIELDS)

@@ -19,19 +19,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aar.auth import TokenStore
 from aar.config import Settings, get_settings
 from aar.db import make_engine
+from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.blobs import BlobStore
-from aar.hub.evalclient import EvalClient, EvalError
 from aar.hub.routes import HubContext, findings_router, ops_router, snapshots_router
 from aar.hub.snapshots import SnapshotError, SnapshotLimits
 from aar.hub.store import HubStore, Invalid, NotFound
+from aar.servicekit import add_health, error_handlers
 
 
 class HubConfig(BaseSettings):
@@ -48,8 +48,8 @@ class HubConfig(BaseSettings):
     max_members: int = 20_000
     max_json_bytes: int = 2 * 2**20
     heartbeat_timeout_s: float = 120.0
-    token_cache_s: float = Field(default=30.0, gt=0, description="Cached token checks are dropped this "
-                                 "often, so revocations by another process apply.")
+    token_cache_s: float = Field(default=30.0, gt=0, description="Unused: a revocation applies on the next "
+                                 "request (kept so older settings load).")
 
     def limits(self) -> SnapshotLimits:
         return SnapshotLimits(self.max_upload_bytes, self.max_unpacked_bytes, self.max_file_bytes,
@@ -100,50 +100,19 @@ def create_app(settings: Settings | None = None, config: HubConfig | None = None
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
-
-        async def refresh_tokens() -> None:
-            while True:
-                await asyncio.sleep(config.token_cache_s)
-                tokens.clear_cache()
-
-        refresher = asyncio.create_task(refresh_tokens())
         try:
             yield
         finally:
-            refresher.cancel()
             if eval_client is None:
                 evals.close()
 
     app = FastAPI(title="aar hub", version="1", lifespan=lifespan, max_body_size=config.max_json_bytes)
     app.state.ctx = ctx
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
-
-    @app.exception_handler(Invalid)
-    async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(SnapshotError)
-    async def _bad_snapshot(_: Request, exc: SnapshotError) -> JSONResponse:
-        return JSONResponse({"detail": f"snapshot rejected: {exc}"}, status_code=400)
-
-    @app.exception_handler(EvalError)
-    async def _eval_down(_: Request, exc: EvalError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=502)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        """Liveness only (no data, no auth), for ``aar serve`` and load balancers."""
-        return {"status": "ok"}
-
+    app.state.tokens = tokens
+    error_handlers(app, {NotFound: 404, Invalid: 400, SnapshotError: 400, EvalError: 502},
+                   prefix={SnapshotError: "snapshot rejected: "})
+    add_health(app)
     app.include_router(findings_router(ctx))
     app.include_router(snapshots_router(ctx, config.max_upload_bytes))
     app.include_router(ops_router(ctx))
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
     return app

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from aar.auth import Principal, TokenStore, require_admin
+from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.blobs import BlobStore
-from aar.hub.evalclient import EvalClient, EvalError
 from aar.hub.models import (
     FINDING_KINDS,
     Comment,
@@ -36,19 +36,14 @@ from aar.hub.models import (
 )
 from aar.hub.snapshots import SnapshotLimits, check_tarball
 from aar.hub.store import HubStore, Invalid
+from aar.servicekit import Caller, bearer_token
 
 SHA = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256 of the snapshot")]
 FindingId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 WorkerFilter = Annotated[str | None, Query(max_length=128)]
 
 
-def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """The caller's principal, checked by the shared token store's own dependency (401 otherwise)."""
-    check = request.app.state.ctx.tokens.dependency()
-    return check(authorization)
-
-
-P = Annotated[Principal, Depends(_caller)]
+P = Caller  # the kit's dependency: the caller's principal from app.state.tokens (401 otherwise)
 
 
 class _Notifier(Protocol):
@@ -71,7 +66,7 @@ def scope(p: Principal, team: str | None = None) -> str | None:
 
 
 def bearer(authorization: str | None) -> str:
-    return (authorization or "")[7:].strip()
+    return bearer_token(authorization) or ""
 
 
 def released_scores(evals: EvalClient, token: str, submission_ids: list[str]) -> dict[str, dict[str, Any]]:

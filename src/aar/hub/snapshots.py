@@ -5,16 +5,21 @@ absolute member names, symlinks, hard links, device files and FIFOs, oversized f
 members, and gzip / tar bombs (decompression is counted and stopped at a cap, never trusted from
 headers). Restoring never writes outside its target, never follows a symlink found in the target
 tree, and drops set-uid bits. Does not protect against the *content* of the code (it is code the
-agents wrote; it runs only inside sandboxes).
+agents wrote; it runs only inside sandboxes). Packing opens every file once, relative to a directory
+descriptor with ``O_NOFOLLOW``; a restore is all or nothing (fresh directory, then swapped in); an
+upload must be a single gzip member, all of whose bytes are checked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import hashlib
 import io
 import os
+import secrets
+import shutil
 import stat
 import tarfile
 import zlib
@@ -68,57 +73,97 @@ def _excluded(rel: str, name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
 
 
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    chunks, left = [], size + 1  # one byte more: a file that grew is noticed
+    while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def pack_workspace(root: Path, excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
                    limits: SnapshotLimits = SnapshotLimits()) -> PackResult:
     """Tar and gzip the regular files under ``root`` deterministically (same content, same sha256).
 
     Symlinks, special files, excluded names and files over the per-file cap are skipped and listed.
-    Raises ``SnapshotError`` when the total goes over the caps.
+    Every directory and file is opened once, relative to its parent's descriptor, with ``O_NOFOLLOW``,
+    and what was opened is checked with ``fstat`` and read through that descriptor: a file swapped for
+    a symlink while packing is skipped, never followed. Raises ``SnapshotError`` over the caps.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise SnapshotError(f"{root} is not a directory")
-    files: list[tuple[str, Path]] = []
+    try:
+        root_fd = os.open(root, DIR_FLAGS)
+    except OSError:
+        raise SnapshotError(f"{root} is not a directory") from None
+    files: dict[str, tuple[bytes, int]] = {}
     skipped: list[str] = []
     total = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        keep = []
-        for d in sorted(dirnames):
-            rel = d if rel_dir == "." else f"{rel_dir}/{d}"
-            if os.path.islink(os.path.join(dirpath, d)) or _excluded(rel, d, excludes):
-                skipped.append(rel + "/")
-            else:
-                keep.append(d)
-        dirnames[:] = keep
-        for f in sorted(filenames):
-            rel = f if rel_dir == "." else f"{rel_dir}/{f}"
-            full = Path(dirpath) / f
-            st = full.lstat()
-            if not stat.S_ISREG(st.st_mode) or _excluded(rel, f, excludes):
+
+    def walk(dfd: int, rel_dir: str) -> None:
+        nonlocal total
+        with os.scandir(dfd) as it:
+            entries = sorted(e.name for e in it)
+        for name in entries:
+            rel = name if not rel_dir else f"{rel_dir}/{name}"
+            if _excluded(rel, name, excludes):
+                skipped.append(rel + ("/" if _is_dir_entry(dfd, name) else ""))
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0),
+                             dir_fd=dfd)
+            except OSError:  # a symlink (ELOOP), vanished, or unreadable
                 skipped.append(rel)
                 continue
-            if st.st_size > limits.max_file_bytes:
-                skipped.append(f"{rel} (over {limits.max_file_bytes} bytes)")
-                continue
-            total += st.st_size
-            if total > limits.max_unpacked_bytes or len(files) >= limits.max_members:
-                raise SnapshotError(f"workspace is over the snapshot caps ({limits.max_unpacked_bytes} "
-                                    f"bytes, {limits.max_members} files); exclude data or outputs")
-            files.append((rel, full))
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    walk(fd, rel)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    skipped.append(rel)
+                    continue
+                if st.st_size > limits.max_file_bytes:
+                    skipped.append(f"{rel} (over {limits.max_file_bytes} bytes)")
+                    continue
+                data = _read_fd(fd, st.st_size)
+                if len(data) > limits.max_file_bytes:
+                    skipped.append(f"{rel} (over {limits.max_file_bytes} bytes)")
+                    continue
+                total += len(data)
+                if total > limits.max_unpacked_bytes or len(files) >= limits.max_members:
+                    raise SnapshotError(f"workspace is over the snapshot caps ({limits.max_unpacked_bytes} "
+                                        f"bytes, {limits.max_members} files); exclude data or outputs")
+                files[rel] = (data, 0o755 if st.st_mode & 0o100 else 0o644)
+            finally:
+                os.close(fd)
+
+    try:
+        walk(root_fd, "")
+    finally:
+        os.close(root_fd)
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel, full in sorted(files):
-            data = full.read_bytes()
+        for rel in sorted(files):
+            data, mode = files[rel]
             info = tarfile.TarInfo(rel)
-            info.size, info.mtime = len(data), 0
-            info.mode = 0o755 if os.access(full, os.X_OK) else 0o644
+            info.size, info.mtime, info.mode = len(data), 0, mode
             tar.addfile(info, io.BytesIO(data))
     out = buf.getvalue()
     if len(out) > limits.max_upload_bytes:
         raise SnapshotError(f"snapshot is {len(out)} bytes compressed; the cap is {limits.max_upload_bytes}")
     return PackResult(out, len(files), total, skipped)
+
+
+def _is_dir_entry(dfd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 class _CappedGunzip(io.RawIOBase):
@@ -135,6 +180,9 @@ class _CappedGunzip(io.RawIOBase):
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buf:
             if self._z.eof:
+                if self._z.unused_data or self.src.read(1):
+                    raise SnapshotError("snapshot has data after its gzip stream (a second gzip member?); "
+                                        "send one gzip member")
                 return 0
             chunk = self._z.unconsumed_tail or self.src.read(65536)
             if not chunk:
@@ -195,6 +243,8 @@ def iter_members(fileobj: IO[bytes], limits: SnapshotLimits) -> Iterator[Member]
                 if total > limits.max_unpacked_bytes:
                     raise SnapshotError(f"snapshot unpacks to more than {limits.max_unpacked_bytes} bytes")
                 yield m, name, (tar.extractfile(m) if m.isreg() else None)
+        while stream.read(1 << 16):  # to the end of the gzip stream: every stored byte is checked
+            pass
     except tarfile.TarError as exc:
         raise SnapshotError(f"snapshot is not a valid tar archive: {exc}") from None
     except EOFError:
@@ -233,50 +283,91 @@ def check_tarball(fileobj: IO[bytes], limits: SnapshotLimits = SnapshotLimits())
     return info
 
 
+def _open_dirs(root_fd: int, parts: list[str], create: bool) -> int:
+    """A descriptor of ``root/parts...``, walked with ``O_NOFOLLOW`` (made when ``create``); caller closes."""
+    fd = os.dup(root_fd)
+    for part in parts:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+        try:
+            nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nxt
+    return fd
+
+
+def _write_tree(data: bytes, into_fd: int, limits: SnapshotLimits) -> list[str]:
+    """Write every member into a fresh directory (files created with ``O_EXCL``: nothing pre-exists)."""
+    written: list[str] = []
+    for m, name, src in iter_members(io.BytesIO(data), limits):
+        parts = name.split("/")
+        dirs, leaf = (parts[:-1], parts[-1]) if src is not None else (parts, None)
+        dfd = _open_dirs(into_fd, dirs, create=True)
+        try:
+            if leaf is None or src is None:
+                continue
+            fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW,
+                         0o755 if m.mode & 0o111 else 0o644, dir_fd=dfd)
+            with os.fdopen(fd, "wb") as fh:
+                while chunk := src.read(1 << 20):
+                    fh.write(chunk)
+            written.append(name)
+        finally:
+            os.close(dfd)
+    return written
+
+
 def extract_tarball(data: bytes, target: Path, workspace: Path,
                     limits: SnapshotLimits = SnapshotLimits()) -> list[str]:
     """Restore a snapshot into ``target``, which must lie inside ``workspace``; returns the files written.
 
-    The whole archive is checked before anything is written. Existing files are overwritten; a
-    symlink in the way is refused (it could point outside the workspace): directories are walked
-    with ``O_NOFOLLOW`` descriptors, so a symlink swapped in during the restore is refused too.
+    All or nothing: the whole archive is checked, then written into a fresh hidden directory inside
+    ``target``; only when every file is written are its top-level entries swapped into ``target`` by
+    ``rename`` (an existing entry of the same name, file, directory or symlink, is moved aside and
+    deleted, never written through: no hard link or symlink in the target can redirect a write).
+    Every directory is opened with ``O_NOFOLLOW`` relative to its parent, starting at the workspace.
     """
     ws = Path(workspace).resolve()
-    dest_root = resolve_inside(ws, target)
+    dest = resolve_inside(ws, target)
     check_tarball(io.BytesIO(data), limits)
-    dest_root.mkdir(parents=True, exist_ok=True)
-    nofollow = getattr(os, "O_NOFOLLOW", 0)
-    dir_flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow
-    written: list[str] = []
-    root_fd = os.open(dest_root, dir_flags)
+    rel_parts = list(dest.relative_to(ws).parts)
+    ws_fd = os.open(ws, DIR_FLAGS)
     try:
-        for m, name, src in iter_members(io.BytesIO(data), limits):
-            parts = name.split("/")
-            dirs, leaf = (parts[:-1], parts[-1]) if src is not None else (parts, None)
-            fds = [root_fd]
-            try:
-                for part in dirs:  # walk with dir fds and O_NOFOLLOW: no symlink is ever followed
-                    try:
-                        os.mkdir(part, 0o755, dir_fd=fds[-1])
-                    except FileExistsError:
-                        pass
-                    fds.append(os.open(part, dir_flags, dir_fd=fds[-1]))
-                if leaf is None or src is None:
-                    continue
-                fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | nofollow,
-                             0o755 if m.mode & 0o111 else 0o644, dir_fd=fds[-1])
-                with os.fdopen(fd, "wb") as fh:
-                    while chunk := src.read(1 << 20):
-                        fh.write(chunk)
-                written.append(name)
-            except OSError as exc:
-                raise SnapshotError(f"cannot restore {name!r} (a symlink or a file of another type is in "
-                                    f"the way?): {exc.strerror}") from None
-            finally:
-                for fd_ in fds[1:]:
-                    os.close(fd_)
+        try:
+            dest_fd = _open_dirs(ws_fd, rel_parts, create=True)
+        except OSError as exc:
+            raise SnapshotError(f"cannot restore into {str(target)!r} (a symlink or a file is in the way?): "
+                                f"{exc.strerror}") from None
     finally:
-        os.close(root_fd)
+        os.close(ws_fd)
+    tag = secrets.token_hex(6)
+    fresh, aside = f".aar-restore-{tag}", f".aar-replaced-{tag}"
+    try:
+        os.mkdir(fresh, 0o700, dir_fd=dest_fd)
+        fresh_fd = os.open(fresh, DIR_FLAGS, dir_fd=dest_fd)
+        try:
+            try:
+                written = _write_tree(data, fresh_fd, limits)
+            except OSError as exc:
+                raise SnapshotError(f"cannot restore: {exc.strerror}") from None
+            os.mkdir(aside, 0o700, dir_fd=dest_fd)
+            aside_fd = os.open(aside, DIR_FLAGS, dir_fd=dest_fd)
+            try:
+                for name in sorted(os.listdir(fresh_fd)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(name, name, src_dir_fd=dest_fd, dst_dir_fd=aside_fd)
+                    os.rename(name, name, src_dir_fd=fresh_fd, dst_dir_fd=dest_fd)
+            finally:
+                os.close(aside_fd)
+        finally:
+            os.close(fresh_fd)
+    finally:
+        for leftover in (fresh, aside):
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(leftover, dir_fd=dest_fd)
+        os.close(dest_fd)
     return written
 
 

@@ -248,17 +248,29 @@ class HubStore:
             return _snapshot(row)
 
     def add_snapshot(self, meta: SnapshotMeta) -> SnapshotMeta:
-        """Record a stored blob for a team (idempotent: identical content returns the first record)."""
+        """Record a stored blob for a team (idempotent: identical content returns the first record).
+
+        The links (``parent_id``, ``finding_id``) are checked on every upload, a re-upload included,
+        and a re-upload adds links the record lacks; one that contradicts a recorded link is refused.
+        """
         with self._write() as s:
-            existing = self._find_snapshot(s, meta.id, meta.team)
-            if existing is not None:
-                return _snapshot(existing, created=False)
-            if meta.parent_id is not None and self._find_snapshot(s, meta.parent_id, meta.team) is None:
+            if meta.parent_id is not None and (meta.parent_id == meta.id or
+                                               self._find_snapshot(s, meta.parent_id, meta.team) is None):
                 raise Invalid(f"parent snapshot {meta.parent_id} does not exist")
             if meta.finding_id is not None:
                 f = s.get(FindingRow, meta.finding_id)
                 if f is None or f.team != meta.team:
                     raise Invalid(f"finding {meta.finding_id} does not exist")
+            existing = self._find_snapshot(s, meta.id, meta.team)
+            if existing is not None:
+                for link in ("parent_id", "finding_id"):
+                    given, stored = getattr(meta, link), getattr(existing, link)
+                    if given is not None and stored is not None and given != stored:
+                        raise Invalid(f"snapshot {meta.id[:12]} already records {link} {stored}; "
+                                      f"identical content has one lineage")
+                    if given is not None and stored is None:
+                        setattr(existing, link, given)
+                return _snapshot(existing, created=False)
             rev = self._next_rev(s)
             row = SnapshotRow(id=meta.id, rev=rev, team=meta.team, worker_id=meta.worker_id, note=meta.note,
                               parent_id=meta.parent_id, finding_id=meta.finding_id, size=meta.size,
