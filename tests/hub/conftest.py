@@ -16,7 +16,7 @@ from aar.db import make_engine
 from aar.evalserver.client import EvalClient
 from aar.hub.app import HubConfig, create_app
 from aar.hub.client import HubClient
-from aar.hub.serving import serve_in_thread
+from aar.servicekit import serve_in_thread
 
 
 def fake_eval_app(tokens: TokenStore) -> FastAPI:

@@ -18,7 +18,7 @@ from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
 from aar.hub.client import HubClient, HubError
-from aar.hub.serving import free_port, wait_for_port
+from aar.servicekit import free_port, wait_for_port
 
 N_WRITERS = 8
 

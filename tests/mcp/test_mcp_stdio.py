@@ -17,7 +17,7 @@ from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
 from aar.hub.client import HubClient
-from aar.hub.serving import serve_in_thread
+from aar.servicekit import serve_in_thread
 from aar.labels.references import BaselinePredictions, save_baselines
 from aar.labels.store import write_testbed
 from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
