@@ -17,9 +17,9 @@ from aar.auth import TokenStore
 from aar.config import Settings
 from aar.db import make_engine
 from aar.hub.client import HubClient
-from aar.servicekit import serve_in_thread
 from aar.labels.references import BaselinePredictions, save_baselines
 from aar.labels.store import write_testbed
+from aar.servicekit import serve_in_thread
 from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.w2s.testbeds import base as tb
 
