@@ -25,7 +25,7 @@ from typing import Literal
 
 from fastapi import HTTPException
 from sqlalchemy import BigInteger, Boolean, DateTime, Engine, String, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 Role = Literal["worker", "admin"]
@@ -81,7 +81,10 @@ class TokenStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        AuthBase.metadata.create_all(engine)
+        try:
+            AuthBase.metadata.create_all(engine)
+        except (OperationalError, ProgrammingError, IntegrityError):  # another service created them first
+            AuthBase.metadata.create_all(engine)
         self._cache: dict[str, Principal | None] = {}
         self._lock = threading.Lock()
         try:

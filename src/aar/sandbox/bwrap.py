@@ -66,7 +66,7 @@ def mount_ops(config: SandboxConfig, keep: list[Path],
             ops.setdefault(p, "null")
         if raw not in defaults:
             hidden_roots.append(p)
-    masked = [p for p, k in ops.items() if k == "tmpfs"]
+    masked = [p for p, k in ops.items() if k.split(":")[0] == "tmpfs"]  # /tmp too: a venv may live there
     for p in keep:  # the Python installation: only where a default mask covers it, never a hidden path
         if any(_under(p, m) for m in masked) and not any(_under(p, h) for h in hidden_roots):
             ops.setdefault(p, "ro")
