@@ -92,7 +92,7 @@ def _hf(name: str) -> Callable[[str, int | None, Settings], Testbed]:
     return build
 
 
-WORDNET_SOURCES = ("/usr/share/wordnet", "/usr/local/share/wordnet")
+WORDNET_SOURCES = ("/usr/share/wordnet", "/usr/local/share/wordnet", "$WNSEARCHDIR")  # as wordnet.SEARCH_DIRS
 HF_SOURCES = ("~/.cache/huggingface", "$HF_HOME", "$AAR_HF_LOCAL_DIR")
 
 

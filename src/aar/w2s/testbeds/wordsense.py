@@ -46,7 +46,6 @@ OOD_SIZE = 8500
 DROP = {"id": 0.22, "ood": 0.20}
 WEAK_BIAS = {"id": 0.0, "ood": 0.4}
 _WORD = re.compile(r"[a-z][a-z \-']*")
-LABEL_SOURCES = ("/usr/share/wordnet", "/usr/local/share/wordnet")
 
 
 @dataclass(frozen=True)
