@@ -1,9 +1,10 @@
-"""Rich progress bars that stay quiet when nobody is watching (no TTY, tests, --json)."""
+"""Progress for long work: a rich bar on a terminal, a line every 30 s in a log, nothing under AAR_QUIET."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,15 +24,34 @@ class _Bar:
         self.progress.advance(self.task, n)
 
 
+class _Lines:
+    """For logs (stderr is not a terminal): one line every ``every`` seconds, and one at the end."""
+
+    def __init__(self, description: str, total: float, every: float = 30.0) -> None:
+        self.description, self.total, self.every = description, total, every
+        self.done, self.start = 0.0, time.monotonic()
+        self.last = self.start
+
+    def advance(self, n: float = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            print(f"{self.description}: {self.done:.0f}/{self.total:.0f} ({now - self.start:.0f} s)", file=sys.stderr)
+
+
 def progress_enabled() -> bool:
     return sys.stderr.isatty() and os.environ.get("AAR_QUIET", "") == ""
 
 
 @contextmanager
-def progress_bar(description: str, total: float) -> Iterator[_Bar | _Quiet]:
-    """A progress bar on stderr for work that may take more than a couple of seconds."""
-    if not progress_enabled() or total < 200:
+def progress_bar(description: str, total: float) -> Iterator[_Bar | _Quiet | _Lines]:
+    """Progress on stderr for work that may take more than a couple of seconds."""
+    if total < 200 or os.environ.get("AAR_QUIET", ""):
         yield _Quiet()
+        return
+    if not progress_enabled():
+        yield _Lines(description, total)
         return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
