@@ -32,7 +32,7 @@ ENCODER_STRONG = ModelSpec(
     backend="encoder",
     options={
         "views": [
-            {"name": "mpnet", "features": ["product", "cosine", "answer"]},
+            {"name": "mpnet", "features": ["joint", "product", "cosine", "answer"]},
             {"name": "minilm", "features": ["joint", "product", "cosine", "target_product", "target_cosine"]},
         ],
         "C": 0.1,
