@@ -8,7 +8,6 @@ hides from research agents.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pydantic import BaseModel
 
 from aar.config import Settings, get_settings
 from aar.w2s.spec import ModelSpec
-from aar.w2s.testbeds.base import Format, Testbed, TestbedError, public_dir
+from aar.w2s.testbeds.base import Format, Testbed, TestbedError, public_dir, salted_seed
 
 DEFAULT_TESTBED = "wordsense"
 
@@ -67,11 +66,6 @@ class TestbedInfo(BaseModel):
     prepared: bool = False
     description: str = ""
     label_sources: list[str] = []
-
-
-def salted_seed(salt: str) -> int:
-    """An integer seed drawn from a secret salt (for builders that take a seed)."""
-    return int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big")
 
 
 def _wordsense(fmt: Format, **options: Any) -> Callable[[str, int | None, Settings], Testbed]:

@@ -10,6 +10,7 @@ read only by the trusted package ``aar.labels``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -167,6 +168,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def salted_seed(salt: str) -> int:
+    """An integer seed drawn from a secret salt (every random choice of a prepared testbed uses one)."""
+    return int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big")
 
 
 def check_name(name: str) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 
 from aar.w2s.models.cache import ArrayCache
 from aar.w2s.models.encoder import EncoderSpec, embed_texts
-from aar.w2s.testbeds.base import Format, Item, Split, Testbed
+from aar.w2s.testbeds.base import Format, Item, Split, Testbed, salted_seed
 from aar.w2s.testbeds.wordnet import find_lemma, read_exceptions, read_index, read_synsets, wordnet_dir
 
 ID_POS: tuple[str, ...] = ("n", "v", "r")
@@ -228,7 +228,7 @@ def split_by_word(
 
 def salted_rng(salt: str, purpose: str) -> np.random.Generator:
     """A generator seeded by the secret salt and a purpose string (independent streams per purpose)."""
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{salt}|{purpose}".encode()).digest()[:8], "big"))
+    return np.random.default_rng(salted_seed(f"{salt}|{purpose}"))
 
 
 def build_wordsense(
