@@ -300,13 +300,22 @@ from aar.sandbox.cli import sandbox_app  # noqa: E402
 app.add_typer(sandbox_app, name="sandbox")
 # ---------------------------------------------------------------- end sandbox
 
+# ---------------------------------------------------------------- workers (aar.agents; commands in aar/agents/cli.py)
+
+from aar.agents.cli import worker_app  # noqa: E402
+
+app.add_typer(worker_app, name="worker")
+
 
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
+    from aar.httpclient import ServiceError
+    from aar.sandbox.base import SandboxError
     from aar.w2s.testbeds.base import TestbedError
 
     try:
         app()
-    except (UserError, TestbedError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except (UserError, TestbedError, ValueError, FileNotFoundError, PermissionError, ServiceError,
+            SandboxError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

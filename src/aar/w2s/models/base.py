@@ -70,21 +70,31 @@ class FeatureModel(W2SModel):
         return fb - fa
 
     def fit(self, items, targets, *, weights=None, loss="bce", seed=0):  # type: ignore[no-untyped-def]
-        x = self.item_features(items)
-        targets = np.asarray(targets, dtype=np.float64)
-        config = HeadConfig(**{**self.head_config.__dict__, "bias": self.fmt == "binary"})
-        if self.fmt == "pairwise":
-            x = np.concatenate([x, -x])
-            targets = np.concatenate([targets, 1.0 - targets])
-            weights = None if weights is None else np.concatenate([weights, weights])
-        self.head = ProbabilityHead(config).fit(x, targets, weights=weights, loss=loss, seed=seed)
+        self.head = fit_item_head(self.item_features(items), targets, self.fmt, self.head_config,
+                                  weights=weights, loss=loss, seed=seed)
         return self
 
     def predict_proba(self, items: Sequence[Item]) -> np.ndarray:
         if self.head is None:
             raise RuntimeError(f"{self.name} model is not trained")
-        x = self.item_features(items)
-        p = self.head.predict_proba(x)
-        if self.fmt == "pairwise" and self.head_config.hidden:
-            p = (p + 1.0 - self.head.predict_proba(-x)) / 2.0
-        return p
+        return predict_item_head(self.head, self.item_features(items), self.fmt)
+
+
+def fit_item_head(x: np.ndarray, targets: np.ndarray, fmt: Format, config: HeadConfig, *,
+                  weights: np.ndarray | None = None, loss: Loss = "bce", seed: int = 0) -> ProbabilityHead:
+    """Train a head on item feature rows: pairwise rows get swap augmentation and no bias, binary rows a bias."""
+    targets = np.asarray(targets, dtype=np.float64)
+    config = HeadConfig(**{**config.__dict__, "bias": fmt == "binary"})
+    if fmt == "pairwise":
+        x = np.concatenate([x, -x])
+        targets = np.concatenate([targets, 1.0 - targets])
+        weights = None if weights is None else np.concatenate([weights, weights])
+    return ProbabilityHead(config).fit(x, targets, weights=weights, loss=loss, seed=seed)
+
+
+def predict_item_head(head: ProbabilityHead, x: np.ndarray, fmt: Format) -> np.ndarray:
+    """P(label 1) of item feature rows; pairwise MLP heads are made antisymmetric by averaging with the swap."""
+    p = head.predict_proba(x)
+    if fmt == "pairwise" and head.config.hidden:
+        p = (p + 1.0 - head.predict_proba(-x)) / 2.0
+    return p

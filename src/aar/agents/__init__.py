@@ -1,0 +1,2 @@
+"""Researcher agents: the protocol (budgets, trajectory, ``Researcher``), the ``evolve`` researcher, and
+``run_worker`` behind ``aar worker run``."""

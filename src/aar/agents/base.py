@@ -1,0 +1,189 @@
+"""The researcher protocol: budgets, the trajectory journal, and the ``Researcher`` base class.
+
+A researcher runs sessions until its budget ends (wall clock, tokens, dollars, submissions) and
+appends every step to the worker's ``trajectory.jsonl``: schema-versioned JSON lines, a ``run_start``
+header first for each run (a resumed worker appends a new one), then ``session_start``, the steps
+(``decision``, ``message``, ``tool_call``, ``tool_result``, ``submission``, ``error``), ``session_end``,
+and a ``run_end`` summary. Usage already spent is read back from the journal, so a restarted worker
+keeps its budget instead of getting a fresh one. LLM researchers (next issue) and ``evolve`` share it.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TRAJECTORY_SCHEMA = 1
+StepType = Literal["run_start", "session_start", "decision", "message", "tool_call", "tool_result", "submission",
+                   "error", "budget_stop", "session_end", "run_end"]
+
+
+class Budget(BaseModel):
+    """Limits for one worker (``None``: unlimited); all of them are totals over every run of the worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wall_s: float | None = Field(default=3600.0, gt=0, description="Wall-clock seconds of research.")
+    tokens: int | None = Field(default=None, gt=0, description="Model tokens (input + output).")
+    dollars: float | None = Field(default=None, gt=0, description="Model spend in dollars.")
+    submissions: int | None = Field(default=50, gt=0, description="Eval-server submissions.")
+
+
+class Usage(BaseModel):
+    """What a worker has spent so far."""
+
+    wall_s: float = 0.0
+    tokens: int = 0
+    dollars: float = 0.0
+    submissions: int = 0
+    sessions: int = 0
+
+    def exhausted(self, budget: Budget) -> str | None:
+        """The first budget this usage has reached, as a reason, or None."""
+        for name in ("wall_s", "tokens", "dollars", "submissions"):
+            limit = getattr(budget, name)
+            if limit is not None and getattr(self, name) >= limit:
+                return f"{name} budget reached ({getattr(self, name):g} of {limit:g})"
+        return None
+
+
+class Step(BaseModel):
+    """One trajectory line; ``data`` depends on ``type`` (e.g. ``tool_call``: name and arguments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = TRAJECTORY_SCHEMA
+    type: StepType
+    t: datetime
+    session: int = Field(ge=0)
+    elapsed_s: float = Field(ge=0, description="Seconds since this run started.")
+    tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    submission_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trajectory:
+    """Append-only JSONL journal of one worker; every line is a validated :class:`Step`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+        self.session = 0
+
+    def append(self, type: StepType, *, tokens: int = 0, cost_usd: float = 0.0, submission_id: str | None = None,
+               **data: Any) -> Step:
+        step = Step(type=type, t=datetime.now(UTC), session=self.session, elapsed_s=time.monotonic() - self.started,
+                    tokens=tokens, cost_usd=cost_usd, submission_id=submission_id, data=data)
+        with self.path.open("a") as f:
+            f.write(step.model_dump_json() + "\n")
+        return step
+
+
+def read_trajectory(path: Path) -> list[Step]:
+    """Every step of a trajectory file (a torn last line from a killed writer is skipped)."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    steps = []
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            steps.append(Step.model_validate_json(line))
+        except ValueError:
+            if n == len(lines) - 1:
+                break
+            raise
+    return steps
+
+
+def usage_from(steps: list[Step]) -> Usage:
+    """Spent budget according to a trajectory: wall time of every run, tokens, dollars, submissions, sessions."""
+    u = Usage()
+    run_elapsed = 0.0
+    for s in steps:
+        if s.type == "run_start":
+            u.wall_s += run_elapsed
+            run_elapsed = 0.0
+        run_elapsed = max(run_elapsed, s.elapsed_s)
+        u.tokens += s.tokens
+        u.dollars += s.cost_usd
+        u.submissions += s.type == "submission"
+        u.sessions += s.type == "session_start"
+    u.wall_s += run_elapsed
+    return u
+
+
+class Researcher(abc.ABC):
+    """Runs sessions until the budget ends; subclasses implement one session.
+
+    Lifecycle: ``run()`` appends ``run_start``, then loops ``session_start`` → :meth:`session` →
+    ``session_end`` while no budget is exhausted and :meth:`session` returns True (more to do), then
+    ``budget_stop`` (if a budget ended it) and ``run_end`` with the usage. Subclasses call
+    :meth:`charge` for tokens and dollars and :meth:`record_submission` for each submission.
+    """
+
+    kind = "abstract"
+
+    def __init__(self, trajectory_path: Path, budget: Budget, info: dict[str, Any] | None = None) -> None:
+        self.trajectory = Trajectory(trajectory_path)
+        self.budget = budget
+        self.prior = usage_from(read_trajectory(trajectory_path))
+        self.info = info or {}
+
+    def usage(self) -> Usage:
+        """Usage over every run so far, this one included."""
+        u = usage_from(read_trajectory(self.trajectory.path))
+        return u
+
+    def budget_left(self) -> str | None:
+        """Why the worker must stop now, or None."""
+        return self.usage().exhausted(self.budget)
+
+    def charge(self, tokens: int = 0, dollars: float = 0.0, **data: Any) -> None:
+        self.trajectory.append("message", tokens=tokens, cost_usd=dollars, **data)
+
+    def record_submission(self, submission_id: str, **data: Any) -> None:
+        self.trajectory.append("submission", submission_id=submission_id, **data)
+
+    def run(self) -> Usage:
+        """Run sessions until the budget ends or the researcher has nothing left to do; returns usage."""
+        self.trajectory.append("run_start", kind=self.kind, budget=self.budget.model_dump(),
+                               prior=self.prior.model_dump(), **self.info)
+        session = self.prior.sessions
+        reason = self.budget_left()
+        more = True
+        while reason is None and more:
+            session += 1
+            self.trajectory.session = session
+            self.trajectory.append("session_start")
+            try:
+                more = self.session(session)
+            except Exception as exc:
+                self.trajectory.append("error", error=f"{type(exc).__name__}: {exc}")
+                self.trajectory.append("session_end", ok=False)
+                raise
+            self.trajectory.append("session_end", ok=True)
+            reason = self.budget_left()
+        if reason:
+            self.trajectory.append("budget_stop", reason=reason)
+        usage = self.usage()
+        self.trajectory.append("run_end", usage=usage.model_dump(), reason=reason or "done")
+        return usage
+
+    @abc.abstractmethod
+    def session(self, number: int) -> bool:
+        """One session with a fresh context; return False when there is nothing more to do."""
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` made JSON-safe for a trajectory line (long strings are kept; unknown types become str)."""
+    return json.loads(json.dumps(value, default=str))
