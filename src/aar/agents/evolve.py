@@ -15,8 +15,9 @@ over encoder views and ensembling, with their hyper-parameters). Each generation
    ``negative`` when it did not), and remembers what the ladder said.
 
 Directed mode restricts mutations to the genes of the families its direction names. Its memory
-(population, generation, findings read) lives in ``ideas/evolve_state.json`` and ``NOTEBOOK.md`` in
-the workspace, so a restarted worker resumes where it stopped.
+(population, generation, findings read) lives in ``memory/evolve_state.json`` (rendered for people
+in ``NOTEBOOK.md``) and is snapshotted to the hub after every generation, so a restarted worker
+resumes where it stopped, from its workspace or, when that is gone, from its last memory snapshot.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aar.agents.base import Budget, Researcher, Trajectory
 from aar.agents.tools import McpTools, ToolCallError
-from aar.sandbox import Sandbox
+from aar.sandbox import Sandbox, SandboxError
 from aar.w2s.recipes import FAMILY_OF, Recipe
 
-STATE_FILE = "ideas/evolve_state.json"
+MEMORY_DIR = "memory"
+STATE_FILE = f"{MEMORY_DIR}/evolve_state.json"
+MEMORY_NOTE = "evolve memory"
 STATE_VERSION = 1
 
 #: Words in a research direction that select a method family (directed mode).
@@ -154,20 +157,16 @@ class EvolveResearcher(Researcher):
 
     # --- memory -------------------------------------------------------------------------------------
     def _load_state(self) -> EvolveState:
-        path = self.workspace / STATE_FILE
-        if path.exists():
-            try:
-                return EvolveState.model_validate_json(path.read_text())
-            except ValidationError:
-                path.rename(path.with_suffix(".corrupt.json"))  # keep it for a human; start over
-        return EvolveState()
+        try:
+            return EvolveState.model_validate_json(self.sandbox.read_file(STATE_FILE))
+        except SandboxError:  # absent (or not a regular file: never followed out of the workspace)
+            return EvolveState()
+        except ValidationError:
+            self.sandbox.write_file(f"{STATE_FILE}.corrupt", self.sandbox.read_file(STATE_FILE))  # for a human
+            return EvolveState()
 
     def _save_state(self) -> None:
-        path = self.workspace / STATE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.state.model_dump_json(indent=1))
-        tmp.replace(path)
+        self.sandbox.write_file(STATE_FILE, self.state.model_dump_json(indent=1).encode())
         self._write_notebook()
 
     def _write_notebook(self) -> None:
@@ -184,7 +183,7 @@ class EvolveResearcher(Researcher):
         failed = [c for c in self.state.candidates if c.error]
         if failed:
             lines += ["", f"## Failed experiments: {len(failed)}", *(f"- {c.id}: {c.error}" for c in failed[-5:])]
-        (self.workspace / "NOTEBOOK.md").write_text("\n".join(lines) + "\n")
+        self.sandbox.write_file("NOTEBOOK.md", ("\n".join(lines) + "\n").encode())
 
     # --- the loop -----------------------------------------------------------------------------------
     def session(self, number: int) -> bool:
@@ -192,6 +191,8 @@ class EvolveResearcher(Researcher):
 
     async def _session(self) -> bool:
         async with self.tools_factory(self.trajectory) as tools:
+            if not self.state.candidates:
+                await self.restore_memory(tools)
             for _ in range(self.config.generations_per_session):
                 if self.budget_left() or self._done():
                     break
@@ -213,13 +214,28 @@ class EvolveResearcher(Researcher):
             await anyio.to_thread.run_sync(self.run_experiment, child)
             self.state.candidates.append(child)
             self._save_state()
-        ranked = sorted((c for c in children if c.proxy is not None), key=lambda c: -c.fitness())
+        ranked = sorted((c for c in children if c.proxy is not None and self._in_direction(c.recipe)),
+                        key=lambda c: -c.fitness())
         for child in ranked[: self.config.submit_per_generation]:
             if self.budget_left():
                 break
             await self.submit(tools, child)
         self.state.generation = g
         self._save_state()
+        try:
+            await tools.call("upload_snapshot", path=MEMORY_DIR, note=f"{MEMORY_NOTE} after generation {g}")
+        except ToolCallError as exc:
+            self.trajectory.append("error", error=f"memory snapshot failed: {exc}"[:300])
+
+    async def restore_memory(self, tools: McpTools) -> None:
+        """An empty workspace (new machine, lost disk): restore the memory from this worker's last snapshot."""
+        listed = await tools.call("list_snapshots", worker=self.worker_id, limit=50)
+        latest = next((s for s in listed.get("snapshots", []) if str(s.get("note", "")).startswith(MEMORY_NOTE)), None)
+        if latest is None:
+            return
+        await tools.call("download_snapshot", snapshot_id=latest["id"], target=MEMORY_DIR)
+        self.state = self._load_state()
+        self.trajectory.append("decision", restored_from=latest["id"], generation=self.state.generation)
 
     def _allowed(self) -> list[str]:
         genes = [k for k in GENES if self.families is None or FAMILY_OF[k] in self.families]
@@ -260,11 +276,15 @@ class EvolveResearcher(Researcher):
         return out
 
     def _mutate(self, recipe: Recipe, n: int | None = None) -> Recipe:
-        allowed = self._allowed()
+        """Redraw ``n`` (1 or 2) genes; the first is always one of the allowed families' own genes."""
+        allowed = [g for g in self._allowed() if g != "C"]
         n = n or int(self.rng.integers(1, 3))
+        genes = [str(self.rng.choice(allowed))]
+        rest = [g for g in [*allowed, "C"] if g not in genes]
+        genes += [str(g) for g in self.rng.choice(rest, size=min(n - 1, len(rest)), replace=False)]
         data = recipe.model_dump()
-        for gene in self.rng.choice(allowed, size=min(n, len(allowed)), replace=False):
-            data[str(gene)] = GENES[str(gene)](self.rng)
+        for gene in genes:
+            data[gene] = GENES[gene](self.rng)
         data["seed"] = 0
         return Recipe.model_validate(data)
 
@@ -276,7 +296,7 @@ class EvolveResearcher(Researcher):
         """Recipes of other workers' shared results not read before, best released PGR first, in our families."""
         found: list[tuple[float, Recipe, str]] = []
         for path in sorted((self.workspace / "findings").glob("f*.md")):
-            front = _front_matter(path)
+            front = _front_matter(self.sandbox, f"findings/{path.name}")
             fid = front.get("id")
             if not isinstance(fid, int) or fid in self.state.findings_read:
                 continue
@@ -348,6 +368,11 @@ class EvolveResearcher(Researcher):
             self.trajectory.append("error", error=str(exc)[:300], candidate=c.id)
         self._save_state()
 
+    def _in_direction(self, recipe: Recipe) -> bool:
+        """Undirected: every recipe; directed: recipes using one of the direction's families (vanilla is a
+        reference point then, run but not submitted)."""
+        return self.families is None or bool(set(recipe.families()) & self.families)
+
     def _family(self, recipe: Recipe) -> str:
         fams = recipe.families()
         inside = [f for f in fams if self.families is None or f in self.families]
@@ -363,12 +388,12 @@ def _diff(recipe: Recipe) -> str:
 _FRONT = re.compile(r"^([a-z_]+): (.*)$")
 
 
-def _front_matter(path: Path) -> dict[str, Any]:
-    """The JSON front matter of a synced finding file (empty when unreadable)."""
+def _front_matter(sandbox: Sandbox, rel: str) -> dict[str, Any]:
+    """The JSON front matter of a synced finding file (empty when unreadable; links are never followed)."""
     try:
-        lines = path.read_text().split("\n")
+        lines = sandbox.read_file(rel).decode(errors="replace").split("\n")
         end = lines.index("---", 1)
-    except (OSError, ValueError):
+    except (SandboxError, ValueError):
         return {}
     out: dict[str, Any] = {}
     for line in lines[1:end]:

@@ -177,6 +177,9 @@ class BwrapSandbox(Sandbox):
         self.owner = (config.uid, config.gid) if self.root else None
         if self.owner:
             chown_tree(self.workspace, *self.owner)
+            # bwrap enters the workspace as root without capabilities, before switching to the sandbox
+            # uid: a 0700 workspace (e.g. from mkdtemp) needs search permission for "other" (no listing)
+            os.chmod(self.workspace, self.workspace.stat().st_mode & 0o7777 | 0o001)
         self._warned: set[Path] = set()
         mount_ops(config, self.keep)  # a bad config fails here, not at the first exec
 

@@ -10,6 +10,7 @@ Building is idempotent: the notebook, findings and ideas of an earlier session a
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,17 +89,28 @@ def build_workspace(root: Path, testbed: str, settings: Settings | None = None) 
     export_features(testbed, settings=settings)
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("findings", "ideas"):
+        if (root / sub).is_symlink():  # an agent's link out of the workspace is never followed by the host
+            (root / sub).unlink()
         (root / sub).mkdir(exist_ok=True)
     sizes = ", ".join(f"{s} {len(tb[s])}" for s in tb.splits)
     data_dir = public_dir(testbed, settings).resolve()
-    (root / "README.md").write_text(AGENT_README.format(
+    _write_file(root / "README.md", AGENT_README.format(
         testbed=testbed, format=tb.format, format_help=FORMAT_HELP[tb.format], sizes=sizes,
         data_dir=data_dir, notebook=NOTEBOOK))
     notebook = root / NOTEBOOK
-    if not notebook.exists():
-        notebook.write_text(f"# Notebook ({testbed})\n\nNothing tried yet.\n")
+    if notebook.is_symlink() or not notebook.is_file():
+        _write_file(notebook, f"# Notebook ({testbed})\n\nNothing tried yet.\n")
     _copy_library(root / "library")
     return WorkspaceInfo(root.resolve(), testbed, [data_dir])
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Replace ``path`` with a new regular file (a symlink planted there is removed, never followed)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _copy_library(dest: Path) -> None:
@@ -106,6 +118,8 @@ def _copy_library(dest: Path) -> None:
     import aar.w2s
 
     src = Path(aar.w2s.__file__).parent
+    if dest.is_symlink() or dest.is_file():
+        dest.unlink()
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     for name in LIBRARY_FILES:

@@ -1,0 +1,5 @@
+"""Fixtures for researcher tests (defined in ``agentkit``, a uniquely named helper module)."""
+
+from agentkit import live
+
+__all__ = ["live"]
