@@ -149,7 +149,7 @@ token_app = typer.Typer(help="Create and revoke bearer tokens (shared by the eva
 app.add_typer(token_app, name="token")
 audit_app = typer.Typer(help="The eval server's append-only audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-team_app = typer.Typer(help="Team operations.", no_args_is_help=True)
+team_app = typer.Typer(help="Launch, watch, stop and finalise teams of researchers.", no_args_is_help=True)
 app.add_typer(team_app, name="team")
 
 EvalConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML file of eval server options.")]
@@ -299,6 +299,12 @@ from aar.sandbox.cli import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
 # ---------------------------------------------------------------- end sandbox
+
+# ---------------------------------------------------------------- teams (aar.orchestrator; commands in its cli.py)
+
+from aar.orchestrator.cli import register as register_team_commands  # noqa: E402
+
+register_team_commands(team_app)
 
 # ---------------------------------------------------------------- workers (aar.agents; commands in aar/agents/cli.py)
 

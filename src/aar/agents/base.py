@@ -24,6 +24,10 @@ StepType = Literal["run_start", "session_start", "decision", "message", "tool_ca
                    "error", "budget_stop", "session_end", "run_end"]
 
 
+class StopRequested(BaseException):
+    """Raised (from a signal handler) to end a run cleanly: the current session ends, ``run_end`` is written."""
+
+
 class Budget(BaseModel):
     """Limits for one worker (``None``: unlimited); all of them are totals over every run of the worker."""
 
@@ -141,8 +145,7 @@ class Researcher(abc.ABC):
 
     def usage(self) -> Usage:
         """Usage over every run so far, this one included."""
-        u = usage_from(read_trajectory(self.trajectory.path))
-        return u
+        return usage_from(read_trajectory(self.trajectory.path))
 
     def budget_left(self) -> str | None:
         """Why the worker must stop now, or None."""
@@ -161,20 +164,27 @@ class Researcher(abc.ABC):
         session = self.prior.sessions
         reason = self.budget_left()
         more = True
-        while reason is None and more:
-            session += 1
-            self.trajectory.session = session
-            self.trajectory.append("session_start")
-            try:
-                more = self.session(session)
-            except Exception as exc:
-                self.trajectory.append("error", error=f"{type(exc).__name__}: {exc}")
-                self.trajectory.append("session_end", ok=False)
-                raise
-            self.trajectory.append("session_end", ok=True)
-            reason = self.budget_left()
-        if reason:
-            self.trajectory.append("budget_stop", reason=reason)
+        try:
+            while reason is None and more:
+                session += 1
+                self.trajectory.session = session
+                self.trajectory.append("session_start")
+                try:
+                    more = self.session(session)
+                except StopRequested:
+                    raise
+                except Exception as exc:
+                    self.trajectory.append("error", error=f"{type(exc).__name__}: {exc}")
+                    self.trajectory.append("session_end", ok=False)
+                    raise
+                self.trajectory.append("session_end", ok=True)
+                reason = self.budget_left()
+        except StopRequested as stop:
+            self.trajectory.append("session_end", ok=False, stopped=str(stop))
+            reason = "stopped"
+        else:
+            if reason:
+                self.trajectory.append("budget_stop", reason=reason)
         usage = self.usage()
         self.trajectory.append("run_end", usage=usage.model_dump(), reason=reason or "done")
         return usage

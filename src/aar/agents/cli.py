@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -27,7 +28,7 @@ def worker_run(
     sandbox: Annotated[str | None, typer.Option(help="Sandbox backend: bwrap (default) or local.")] = None,
     hub_url: Annotated[str | None, typer.Option(envvar="AAR_HUB_URL", help="Hub base URL.")] = None,
     eval_url: Annotated[str | None, typer.Option(envvar="AAR_EVAL_URL", help="Eval server base URL.")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with WorkerConfig fields (flags override).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML or JSON WorkerConfig (flags override).")] = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the worker token.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
@@ -40,8 +41,9 @@ def worker_run(
     data: dict[str, Any] = {}
     if config is not None:
         try:
-            data = tomllib.loads(config.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            text = config.read_text()
+            data = json.loads(text) if config.suffix == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:
             raise UserError(f"cannot read config {config}: {exc}") from None
     flags = {"team": team, "worker": worker, "kind": kind, "testbed": testbed, "direction": direction,
              "sandbox": sandbox, "hub_url": hub_url, "eval_url": eval_url}

@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aar.agents.base import Budget, Researcher, Trajectory, Usage
+from aar.agents.base import Budget, Researcher, StopRequested, Trajectory, Usage
 from aar.agents.evolve import EvolveConfig, EvolveResearcher
 from aar.agents.tools import McpTools
 from aar.config import Settings, get_settings
@@ -47,6 +49,7 @@ class WorkerConfig(BaseModel):
     hub_url: str = "http://127.0.0.1:8711"
     eval_url: str = "http://127.0.0.1:8710"
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
+    gpus: list[int] = Field(default_factory=list, description="GPU indices passed into the sandbox.")
 
 
 class WorkerResult(BaseModel):
@@ -66,7 +69,8 @@ def open_sandbox(config: WorkerConfig, workspace: Path, ro_paths: list[Path], se
     """The worker's sandbox: its workspace writable, the testbed's public folder read-only."""
     env = {"AAR_HOME": str(settings.home.resolve()), "AAR_QUIET": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    cfg = worker_config(workspace, aar_home=settings.home, ro_paths=ro_paths, env=env, limits=config.limits)
+    cfg = worker_config(workspace, aar_home=settings.home, ro_paths=ro_paths, env=env, limits=config.limits,
+                        gpu_devices=[Path(f"/dev/nvidia{i}") for i in config.gpus])
     return get_sandbox(config.sandbox, cfg)
 
 
@@ -82,6 +86,17 @@ def make_researcher(config: WorkerConfig, token: str, settings: Settings, sandbo
                                            config=config.evolve, worker_id=config.worker),
     }
     return factories[config.kind]()
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (``aar team stop``, the supervisor) ends the run cleanly: ``StopRequested`` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, _frame: object) -> None:
+        raise StopRequested(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def run_worker(config: WorkerConfig, token: str, settings: Settings | None = None) -> WorkerResult:
@@ -103,10 +118,13 @@ def run_worker(config: WorkerConfig, token: str, settings: Settings | None = Non
         except HubError as exc:
             log.warning("hub registration failed: %s", exc)
         researcher = make_researcher(config, token, settings, sandbox, trajectory)
+        previous = _stop_on_sigterm()
         try:
             usage = researcher.run()
         finally:
             sandbox.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         try:
             hub.heartbeat(status="stopped")
             hub.post_event("stop", {"usage": usage.model_dump()})
