@@ -20,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("AAR_QUIET", "1")
 BASELINES = ("vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot")
+WEAK_LABEL_BASELINES = ("vanilla", "vanilla_soft", "confident", "logconf")  # trained on the weak labels
 
 
 def read_predictions(path: Path) -> dict[str, float]:
@@ -96,11 +97,13 @@ def main() -> None:
               f"ood {cmp['ood'].diff:+.3f}±{cmp['ood'].paired_se:.3f}){mark}")
     if selected:
         sid = next(s for s in subs if s.submission_id == selected)
-        cmp = paired_private(DEFAULT_TESTBED, read_predictions(
-            result.workspace / "ideas" / sid.data["candidate"] / "predictions.jsonl"), base_preds[best], settings)
-        print("\nselected submission vs " + best + ": " + ", ".join(
-            f"{p} {cmp[p].pgr_a:.3f} vs {cmp[p].pgr_b:.3f} (diff {cmp[p].diff:+.3f}±{cmp[p].paired_se:.3f}, "
-            f"z {cmp[p].z:.1f})" for p in ("id", "ood", "combined")))
+        mine = read_predictions(result.workspace / "ideas" / sid.data["candidate"] / "predictions.jsonl")
+        best_weak = max(WEAK_LABEL_BASELINES, key=lambda n: vs_vanilla[n]["combined"].pgr_a)
+        for name in dict.fromkeys((best, best_weak)):
+            cmp = paired_private(DEFAULT_TESTBED, mine, base_preds[name], settings)
+            print(f"\nselected submission vs {name}: " + ", ".join(
+                f"{p} {cmp[p].pgr_a:.3f} vs {cmp[p].pgr_b:.3f} (diff {cmp[p].diff:+.3f}±{cmp[p].paired_se:.3f}, "
+                f"z {cmp[p].z:.1f})" for p in ("id", "ood", "combined")))
     print("first submission >= 2 paired SE above the best baseline: "
           + (f"{first_win:.1f} min" if first_win is not None else "none"))
 

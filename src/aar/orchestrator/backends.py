@@ -1,8 +1,9 @@
 """Where worker processes run: the ``WorkerBackend`` contract and the ``local`` backend (processes here).
 
 A backend starts ``aar worker run --config worker.json --token-file token`` for one worker, tells
-whether it still runs, and stops it (SIGTERM to its process group, SIGKILL after a grace period, so
-its MCP server and sandboxed experiments go with it). It records the pid and the process start time
+whether it still runs, and stops it: SIGTERM to the worker, which ends its session cleanly, then
+SIGKILL to its whole process group after a grace period, so its MCP server and sandboxed
+experiments go with it. It records the pid and the process start time
 in the worker's state, so a restarted supervisor can adopt processes it did not start. The ``ray``
 backend (``aar.orchestrator.ray``) meets the same contract with Ray actors.
 """
@@ -82,7 +83,10 @@ class LocalBackend(WorkerBackend):
     def terminate(self, ws: WorkerState, grace_s: float = 20.0) -> None:
         if ws.pid is None or not self.running(ws):
             return
-        kill_group(ws.pid, signal.SIGTERM)
+        try:  # the worker alone first: it ends its session and closes its MCP server itself
+            os.kill(ws.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and self.running(ws):
             time.sleep(0.2)

@@ -47,8 +47,11 @@ class _WorkerProcess:
         import subprocess
 
         for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
+            try:  # SIGTERM to the worker (it ends cleanly), then SIGKILL to its whole group
+                if sig == signal.SIGTERM:
+                    os.kill(self.proc.pid, sig)
+                else:
+                    os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 break
             try:
