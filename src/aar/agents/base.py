@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,20 +75,27 @@ class Step(BaseModel):
 
 
 class Trajectory:
-    """Append-only JSONL journal of one worker; every line is a validated :class:`Step`."""
+    """Append-only JSONL journal of one run of a worker; every line is a validated :class:`Step`; nothing is
+    written after the run's ``run_end``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
         self.session = 0
+        self.closed = False
+        self._lock = threading.Lock()
 
     def append(self, type: StepType, *, tokens: int = 0, cost_usd: float = 0.0, submission_id: str | None = None,
                **data: Any) -> Step:
         step = Step(type=type, t=datetime.now(UTC), session=self.session, elapsed_s=time.monotonic() - self.started,
                     tokens=tokens, cost_usd=cost_usd, submission_id=submission_id, data=data)
-        with self.path.open("a") as f:
-            f.write(step.model_dump_json() + "\n")
+        with self._lock:
+            if self.closed:  # a straggling thread after run_end (e.g. an exec finishing during a stop)
+                return step
+            with self.path.open("a") as f:
+                f.write(step.model_dump_json() + "\n")
+            self.closed = type == "run_end"
         return step
 
 

@@ -140,4 +140,5 @@ def team_supervise(team: Annotated[str, typer.Argument(help="Team id.")]) -> Non
     from aar.orchestrator.supervisor import Supervisor
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     Supervisor(get_settings(), team).run()

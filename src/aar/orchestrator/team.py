@@ -121,9 +121,10 @@ def request_stop(settings: Settings, team: str, reason: str = "stopped by the us
 
 
 def process_start(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot (None if it does not exist)."""
+    """The start time of ``pid`` in clock ticks since boot (None if it does not exist or is a zombie)."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
 
