@@ -2,10 +2,11 @@
 shipped baseline on the **private** half by at least 2 paired SE, and how soon?
 
 Needs an AAR_HOME with the default testbed prepared and its baselines stored (``aar testbed prepare``,
-``aar baselines``). Starts the eval server and hub on loopback, runs the worker in bwrap, then scores
-(trusted side) every submission and every shipped baseline on the private half with the paired SE
-of the difference. The selected submission is the one the eval server's finalize picks (best true
-public score), as for a real team.
+``aar baselines``: it stores every baseline method's predictions). Starts the eval server and hub on
+loopback, runs the worker in bwrap, then scores (trusted side, the eval server's own code) every
+submission against the stored baselines on the private half, with the paired SE of the difference.
+The selected submission is the one the eval server's finalize picks (best true public score), as
+for a real team.
 
     .venv/bin/python benchmarks/bench_evolve.py --home .aar --minutes 20
 """
@@ -18,8 +19,9 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("AAR_QUIET", "1")
-BASELINES = ("vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot")
 WEAK_LABEL_BASELINES = ("vanilla", "vanilla_soft", "confident", "logconf")  # trained on the weak labels
 
 
@@ -43,16 +45,15 @@ def main() -> None:
     from aar.db import make_engine
     from aar.evalserver.admin import finalize
     from aar.evalserver.app import create_app as eval_app
+    from aar.evalserver.labels import load_labels
+    from aar.evalserver.models import BaselineComparison
+    from aar.evalserver.scoring import compare_with_best_baseline
     from aar.hub.app import HubConfig
     from aar.hub.app import create_app as hub_app
-    from aar.labels.compare import paired_private
     from aar.servicekit import serve_in_thread
-    from aar.w2s.experiment import run_experiment
     from aar.w2s.testbeds import DEFAULT_TESTBED
-    from aar.w2s.testbeds.base import TEST_SPLITS, load_testbed
 
     settings = get_settings()
-    tb = load_testbed(DEFAULT_TESTBED, settings)
     team = f"bench-{int(time.time())}"
     token = TokenStore(make_engine(settings.sqlite_url("auth"))).create("evolve-1", team)
     start = time.monotonic()
@@ -69,43 +70,47 @@ def main() -> None:
     subs = [s for s in read_trajectory(result.trajectory) if s.type == "submission"]
     print(f"evolve: {len(subs)} submissions in {minutes:.1f} min; finalize selected {selected}")
 
-    base_preds: dict[str, dict[str, float]] = {}
-    for name in BASELINES:
-        out = run_experiment(name, DEFAULT_TESTBED, settings=settings)
-        base_preds[name] = {i: float(p) for s in TEST_SPLITS for i, p in zip(tb[s].ids, out.test_probs[s], strict=True)}
-    vs_vanilla = {n: paired_private(DEFAULT_TESTBED, p, base_preds["vanilla"], settings) for n, p in base_preds.items()}
-    best = max(BASELINES, key=lambda n: vs_vanilla[n]["combined"].pgr_a)
-    print("\nshipped baselines, private half (PGR ± SE):")
-    for n in BASELINES:
-        r = vs_vanilla[n]
-        print(f"  {n:13s} " + "  ".join(f"{p} {r[p].pgr_a:.3f}±{r[p].se_a:.3f}" for p in ("id", "ood", "combined")))
-    print(f"best baseline (private combined): {best}")
+    tl = load_labels(DEFAULT_TESTBED, settings)
+    if not tl.method_correct:
+        raise SystemExit("the stored baselines hold no method predictions: run `aar baselines` again")
+    print("\nshipped baselines, private half (PGR):")
+    for name, correct in sorted(tl.method_correct.items()):
+        print(f"  {name:13s} " + "  ".join(
+            f"{p} {pgr_of(tl, correct, p):.3f}" for p in ("id", "ood", "combined")))
 
-    print("\nevolve submissions vs best baseline, private half (diff ± paired SE):")
+    def probs_of(candidate: str) -> np.ndarray:
+        preds = read_predictions(result.workspace / "ideas" / candidate / "predictions.jsonl")
+        return np.array([preds[i] for i in tl.ids])
+
+    def line(c: BaselineComparison) -> str:
+        return ", ".join(f"{p} {getattr(c.baseline_pgr, p) + getattr(c.diff, p):.3f} vs "
+                         f"{getattr(c.baseline_pgr, p):.3f} ({getattr(c.diff, p):+.3f}±{getattr(c.paired_se, p):.3f})"
+                         for p in ("id", "ood", "combined"))
+
+    print("\nevolve submissions vs the best baseline, private half: PGR mine vs theirs (diff ± paired SE)")
     first_win = None
     for s in subs:
-        folder = result.workspace / "ideas" / s.data["candidate"]
-        cmp = paired_private(DEFAULT_TESTBED, read_predictions(folder / "predictions.jsonl"), base_preds[best],
-                             settings)
-        c = cmp["combined"]
-        win = c.diff >= 2 * c.paired_se
-        if win and first_win is None:
+        c = compare_with_best_baseline(tl, probs_of(s.data["candidate"]))
+        assert c is not None and c.diff.combined is not None and c.paired_se.combined is not None
+        if c.diff.combined >= 2 * c.paired_se.combined and first_win is None:
             first_win = s.elapsed_s / 60
         mark = " <- selected" if s.submission_id == selected else ""
-        print(f"  {s.elapsed_s / 60:5.1f} min {s.data['candidate']}: PGR {c.pgr_a:.3f} vs {c.pgr_b:.3f}, "
-              f"diff {c.diff:+.3f}±{c.paired_se:.3f} (id {cmp['id'].diff:+.3f}±{cmp['id'].paired_se:.3f}, "
-              f"ood {cmp['ood'].diff:+.3f}±{cmp['ood'].paired_se:.3f}){mark}")
-    if selected:
-        sid = next(s for s in subs if s.submission_id == selected)
-        mine = read_predictions(result.workspace / "ideas" / sid.data["candidate"] / "predictions.jsonl")
-        best_weak = max(WEAK_LABEL_BASELINES, key=lambda n: vs_vanilla[n]["combined"].pgr_a)
-        for name in dict.fromkeys((best, best_weak)):
-            cmp = paired_private(DEFAULT_TESTBED, mine, base_preds[name], settings)
-            print(f"\nselected submission vs {name}: " + ", ".join(
-                f"{p} {cmp[p].pgr_a:.3f} vs {cmp[p].pgr_b:.3f} (diff {cmp[p].diff:+.3f}±{cmp[p].paired_se:.3f}, "
-                f"z {cmp[p].z:.1f})" for p in ("id", "ood", "combined")))
+        print(f"  {s.elapsed_s / 60:5.1f} min {s.data['candidate']} vs {c.baseline}: {line(c)}{mark}")
+    chosen = next((s for s in subs if s.submission_id == selected), None)
+    if chosen is not None:
+        for among in (None, WEAK_LABEL_BASELINES):
+            c = compare_with_best_baseline(tl, probs_of(chosen.data["candidate"]), among=among)
+            assert c is not None
+            print(f"\nselected submission vs {c.baseline}"
+                  f"{' (best weak-label baseline)' if among else ' (best baseline)'}: {line(c)}")
     print("first submission >= 2 paired SE above the best baseline: "
           + (f"{first_win:.1f} min" if first_win is not None else "none"))
+
+
+def pgr_of(tl, correct: np.ndarray, part: str) -> float:  # type: ignore[no-untyped-def]
+    idx = tl.part("private", part)
+    ref = tl.refs[("private", part)]
+    return float((correct[idx].mean() - ref.weak) / (ref.ceiling - ref.weak))
 
 
 if __name__ == "__main__":

@@ -277,7 +277,8 @@ def team_finalize(
     if as_json:
         emit_json(report)
         return
-    table = Table("worker", "testbed", "subs", "public acc", "private acc", "gap", "private PGR", "flags",
+    table = Table("worker", "testbed", "subs", "public acc", "private acc", "gap", "private PGR",
+                  "vs best baseline (paired SE)", "flags",
                   title=f"team {team}: private split (selected = best true public score)")
 
     def fmt(v: float | None) -> str:
@@ -285,8 +286,11 @@ def team_finalize(
 
     for e in report.workers:
         flags = ", ".join(f"{k} x{v}" for k, v in sorted(e.flags.items()))
+        vs = e.vs_best_baseline
+        versus = "-" if vs is None or vs.diff.combined is None else (
+            f"{vs.diff.combined:+.3f}±{vs.paired_se.combined:.3f} vs {vs.baseline}")
         table.add_row(e.worker_id, e.testbed, str(e.submissions), fmt(e.public.acc.combined),
-                      fmt(e.private.acc.combined), fmt(e.gap.combined), fmt(e.private.pgr.combined), flags)
+                      fmt(e.private.acc.combined), fmt(e.gap.combined), fmt(e.private.pgr.combined), versus, flags)
     out.print(table)
     for e in report.team_best:
         out.print(f"team best on {e.testbed}: {e.worker_id} private acc {fmt(e.private.acc.combined)} "

@@ -53,6 +53,7 @@ class TestbedLabels:
     weak_correct: np.ndarray | None = None
     ceiling_correct: np.ndarray | None = None
     weak_hard: np.ndarray | None = None
+    method_correct: dict[str, np.ndarray] = field(default_factory=dict)  # shipped baselines, mean over seeds
     baseline_problem: str | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -146,6 +147,10 @@ def _set_refs(tl: TestbedLabels, preds: BaselinePredictions) -> None:
         return np.array([[p[i] for i in tl.ids] for p in getattr(preds, which)], dtype=np.float64)
 
     weak, ceiling = seed_matrix("weak"), seed_matrix("ceiling")
+    for name, runs in preds.methods.items():
+        if runs and all(i in run for run in runs for i in tl.ids):
+            tl.method_correct[name] = np.mean(
+                [correctness(np.array([run[i] for i in tl.ids]), tl.labels) for run in runs], axis=0)
     tl.weak_correct = np.mean([correctness(row, tl.labels) for row in weak], axis=0)
     tl.ceiling_correct = np.mean([correctness(row, tl.labels) for row in ceiling], axis=0)
     tl.weak_hard = np.sign(weak.mean(axis=0) - 0.5).astype(np.int8)

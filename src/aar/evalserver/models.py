@@ -159,6 +159,15 @@ class Leaderboard(BaseModel):
     boards: list[Board]
 
 
+class BaselineComparison(BaseModel):
+    """A submission against the shipped baseline with the best private combined PGR, on the same private items."""
+
+    baseline: str
+    baseline_pgr: PartValues
+    diff: PartValues = Field(description="PGR of the submission minus the baseline's, per part.")
+    paired_se: PartValues = Field(description="Bootstrap SE of that difference (items resampled jointly).")
+
+
 class FinalEntry(BaseModel):
     """A worker's (or the team's) selected submission: best true public score, with its private score."""
 
@@ -170,6 +179,7 @@ class FinalEntry(BaseModel):
     private: Scores
     gap: PartValues
     flags: dict[str, int] = Field(default_factory=dict)
+    vs_best_baseline: BaselineComparison | None = None
 
 
 class FinalReport(BaseModel):

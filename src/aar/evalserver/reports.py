@@ -29,7 +29,7 @@ from aar.evalserver.models import (
     Released,
     Scores,
 )
-from aar.evalserver.scoring import score
+from aar.evalserver.scoring import compare_with_best_baseline, score
 from aar.evalserver.store import Store
 
 LabelsFn = Callable[[str], TestbedLabels]
@@ -82,13 +82,19 @@ def _gap(public: Scores, private: Scores) -> PartValues:
 
 def selected_scores(store: Store, tl: TestbedLabels, sub_id: str, with_se: bool) -> tuple[Scores, Scores]:
     """True public and private scores of one stored submission (admin only)."""
+    probs = stored_probs(store, tl, sub_id)
+    return score(tl, probs, "public", with_se=with_se), score(tl, probs, "private", with_se=with_se)
+
+
+def stored_probs(store: Store, tl: TestbedLabels, sub_id: str) -> np.ndarray:
+    """A stored submission's predictions in the testbed's canonical item order."""
     raw = store.predictions(sub_id)
     if raw is None:
         raise LookupError(f"submission {sub_id} has no stored predictions")
     probs = np.frombuffer(raw, dtype="<f8")
     if len(probs) != tl.n:
         raise LookupError(f"submission {sub_id} was made against an earlier version of testbed {tl.name!r}")
-    return score(tl, probs, "public", with_se=with_se), score(tl, probs, "private", with_se=with_se)
+    return probs
 
 
 def leaderboard(store: Store, team: str, testbed: str | None, admin: bool, labels: LabelsFn) -> Leaderboard:
@@ -138,7 +144,9 @@ def finalize_team(store: Store, team: str, labels: LabelsFn, by: str, testbed: s
             public, private = selected_scores(store, tl, w.best_public[2], with_se=True)
             tb_entries.append(FinalEntry(worker_id=worker_id, testbed=tb, submission_id=w.best_public[2],
                                          submissions=w.submissions, public=public, private=private,
-                                         gap=_gap(public, private), flags=dict(w.flags)))
+                                         gap=_gap(public, private), flags=dict(w.flags),
+                                         vs_best_baseline=compare_with_best_baseline(
+                                             tl, stored_probs(store, tl, w.best_public[2]))))
         entries.extend(tb_entries)
         best.append(max(tb_entries, key=lambda e: e.public.acc.combined or 0.0))
     report = FinalReport(team=team, created_at=datetime.now(UTC), last_seq=last_seq, workers=entries,

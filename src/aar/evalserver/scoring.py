@@ -8,11 +8,12 @@ baselines recomputed on exactly the items scored. Nothing here decides what is r
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import numpy as np
 
 from aar.evalserver.labels import PARTS, TestbedLabels
-from aar.evalserver.models import PartValues, Scores
+from aar.evalserver.models import BaselineComparison, PartValues, Scores
 from aar.evalserver.models import Reference as ReferenceModel
 from aar.w2s.scoring import bootstrap_se, correctness, pgr
 
@@ -71,3 +72,35 @@ def references(tl: TestbedLabels, visibility: str) -> dict[str, ReferenceModel] 
     return {p: ReferenceModel(weak=round(r.weak, 4), weak_se=round(r.weak_se, 4), ceiling=round(r.ceiling, 4),
                               ceiling_se=round(r.ceiling_se, 4))
             for p in PARTS if (r := tl.refs.get((visibility, p))) is not None}
+
+
+def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility: str = "private",
+                               among: Collection[str] | None = None, n_boot: int = 1000,
+                               seed: int = 0) -> BaselineComparison | None:
+    """``probs`` against the stored baseline method (of ``among``, default all) with the best combined PGR on
+    ``visibility``, with the paired bootstrap SE of the difference on the same items."""
+    names = sorted(m for m in tl.method_correct if among is None or m in among)
+    if not names or not tl.refs:
+        return None
+    mine = item_correctness(tl, probs)
+    combined = tl.part(visibility, "combined")
+    best = max(names, key=lambda m: tl.method_correct[m][combined].mean())
+    theirs = tl.method_correct[best]
+    rng = np.random.default_rng(seed)
+    base: dict[str, float | None] = {}
+    diff: dict[str, float | None] = {}
+    se: dict[str, float | None] = {}
+    for p in PARTS:
+        idx = tl.part(visibility, p)
+        ref = tl.refs[(visibility, p)]
+        gap = ref.ceiling - ref.weak
+        if gap <= 0:
+            base[p] = diff[p] = se[p] = None
+            continue
+        delta = mine[idx] - theirs[idx]
+        boot = delta[rng.integers(0, len(idx), size=(n_boot, len(idx)))].mean(axis=1)
+        base[p] = round((theirs[idx].mean() - ref.weak) / gap, 4)
+        diff[p] = round(float(delta.mean()) / gap, 4)
+        se[p] = round(float(boot.std(ddof=1)) / gap, 4)
+    return BaselineComparison(baseline=best, baseline_pgr=PartValues(**base), diff=PartValues(**diff),
+                              paired_se=PartValues(**se))

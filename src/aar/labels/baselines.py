@@ -107,10 +107,11 @@ def run_baselines(
     ids = {s: tb[s].ids for s in TEST_SPLITS}
     as_dicts = {
         m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)} for run in preds[m]]
-        for m in ("weak", "ceiling")
+        for m in order if preds[m]
     }
+    weak_runs, ceiling_runs = as_dicts.pop("weak"), as_dicts.pop("ceiling")
     save_baselines(
-        report, BaselinePredictions(testbed=name, weak=as_dicts["weak"], ceiling=as_dicts["ceiling"]), settings
+        report, BaselinePredictions(testbed=name, weak=weak_runs, ceiling=ceiling_runs, methods=as_dicts), settings
     )
     record_criteria(report, private_half_power(report, correct, ids, settings), settings)
     return report

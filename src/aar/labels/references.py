@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from aar.config import Settings, ensure_private_dir
 from aar.labels.store import labels_dir
@@ -19,12 +19,14 @@ from aar.w2s.testbeds.base import TestbedError
 
 
 class BaselinePredictions(BaseModel):
-    """Per-seed test predictions ``{item_id: P(label 1)}`` of the weak model and the ceiling."""
+    """Per-seed test predictions ``{item_id: P(label 1)}`` of the weak model, the ceiling and every shipped
+    baseline method (``methods``: what finalize compares a team's results with, on the same items)."""
 
     schema_version: int = SCHEMA_VERSION
     testbed: str
     weak: list[dict[str, float]]
     ceiling: list[dict[str, float]]
+    methods: dict[str, list[dict[str, float]]] = Field(default_factory=dict)
 
     def reference_accuracy(self, which: str, labels: dict[str, int]) -> tuple[float, float]:
         """Mean and SE over seeds of ``which`` ("weak" | "ceiling") accuracy on the items in ``labels``."""
