@@ -16,6 +16,9 @@ CONTRACTS = {
     "w2s": ("aar.labels", "aar.evalserver", "aar.hub", "aar.mcp"),
     "hub": ("aar.labels", "aar.evalserver", "aar.w2s"),
     "mcp.py": ("aar.labels", "aar.evalserver", "aar.w2s"),
+    # researchers and the orchestrator work on the public side: services only through their clients
+    "agents": ("aar.labels", "aar.evalserver"),
+    "orchestrator": ("aar.labels", "aar.evalserver"),
     # the eval server's HTTP client and wire models: what the hub and MCP may use of the eval server
     "evalserver/client.py": ("aar.labels", "aar.w2s", "aar.evalserver.app", "aar.evalserver.service"),
     "evalserver/models.py": ("aar.labels", "aar.w2s", "aar"),

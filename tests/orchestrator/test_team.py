@@ -119,6 +119,19 @@ def test_team_launch_crash_resume_finish(live: Live, monkeypatch: pytest.MonkeyP
     assert crashes and crashes[0].worker_id == "w01"
     assert processes_mentioning(team) == []
 
+    # finalize: each worker's selected submission on the private half, against the best stored baseline
+    done = runner.invoke(app, ["team", "finalize", team, "--json"], env={"AAR_HOME": str(live.settings.home)})
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert {e["worker_id"] for e in report["workers"]} == {"w01", "w02", "w03"}
+    for e in report["workers"]:
+        vs = e["vs_best_baseline"]
+        assert vs["baseline"] in ("vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot")
+        for part in ("id", "ood", "combined"):
+            mine, theirs = e["private"]["pgr"][part], vs["baseline_pgr"][part]
+            assert vs["diff"][part] == pytest.approx(mine - theirs, abs=2e-4)
+            assert vs["paired_se"][part] > 0  # (large on this tiny testbed: its S - W gap is small)
+
 
 def test_stop_leaves_no_process_behind(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     bwrap_or_skip()
