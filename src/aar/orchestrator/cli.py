@@ -89,9 +89,11 @@ def team_status_cmd(
     def fmt(v: float | None, digits: int = 3) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
-    table = Table("worker", "direction", "phase", "restarts", "sessions", "subs", "best PGR", "$", "tokens", "hours",
-                  "last activity", "flags", title=f"team {st.team} on {st.testbed}: {st.phase}"
-                  + (f" ({st.reason})" if st.reason else ""))
+    table = Table(title=f"team {st.team} on {st.testbed}: {st.phase}" + (f" ({st.reason})" if st.reason else ""))
+    for col in ("worker", "direction", "phase", "rst", "sess", "subs", "best PGR", "$", "tokens", "hours", "last",
+                "flags"):
+        table.add_column(col, no_wrap=col != "flags", max_width=22 if col == "direction" else None,
+                         overflow="ellipsis")
     for w in st.workers:
         table.add_row(w.worker, (w.direction or "open brief")[:40], w.phase, str(w.restarts), str(w.sessions),
                       str(w.submissions), fmt(w.best_released_pgr), fmt(w.dollars, 2), str(w.tokens),
