@@ -20,6 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: The brief every undirected researcher gets (directed ones get a direction instead).
+OPEN_BRIEF = ("Open brief: find methods that make the strong student recover as much of the gap between the "
+              "weak supervisor and the ground-truth ceiling as possible, in and out of distribution. Any "
+              "approach is fair except probing for labels.")
 TRAJECTORY_SCHEMA = 1
 StepType = Literal["run_start", "session_start", "decision", "message", "tool_call", "tool_result", "submission",
                    "error", "budget_stop", "session_end", "run_end"]

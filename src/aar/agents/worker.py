@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aar.agents.base import Budget, Researcher, StopRequested, Trajectory, Usage
+from aar.agents.base import OPEN_BRIEF, Budget, Researcher, StopRequested, Trajectory, Usage
 from aar.agents.evolve import EvolveConfig, EvolveResearcher
+from aar.agents.llm import LlmConfig, LlmResearcher, make_provider
 from aar.agents.tools import McpTools
 from aar.config import Settings, get_settings
 from aar.sandbox import Limits, Sandbox, get_sandbox, worker_config
@@ -38,7 +39,7 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["evolve"] = "evolve"
+    kind: Literal["evolve", "llm"] = "evolve"
     team: str = Field(pattern=NAME.pattern)
     worker: str = Field(pattern=NAME.pattern)
     testbed: str = Field(default=DEFAULT_TESTBED, pattern=NAME.pattern)
@@ -49,6 +50,7 @@ class WorkerConfig(BaseModel):
     hub_url: str = "http://127.0.0.1:8711"
     eval_url: str = "http://127.0.0.1:8710"
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
     gpus: list[int] = Field(default_factory=list, description="GPU indices passed into the sandbox.")
 
 
@@ -76,7 +78,7 @@ def open_sandbox(config: WorkerConfig, workspace: Path, ro_paths: list[Path], se
 
 def make_researcher(config: WorkerConfig, token: str, settings: Settings, sandbox: Sandbox,
                     trajectory: Path) -> Researcher:
-    """The researcher of ``config.kind`` (``evolve`` here; the LLM kinds plug in the same way)."""
+    """The researcher of ``config.kind``: ``evolve`` (no model) or ``llm`` (a chat model and tools)."""
     def tools(trajectory: Trajectory) -> McpTools:
         return McpTools(trajectory, sandbox.workspace, config.hub_url, config.eval_url, token, settings.home.resolve())
 
@@ -84,6 +86,10 @@ def make_researcher(config: WorkerConfig, token: str, settings: Settings, sandbo
         "evolve": lambda: EvolveResearcher(trajectory_path=trajectory, budget=config.budget, sandbox=sandbox,
                                            testbed=config.testbed, tools_factory=tools, direction=config.direction,
                                            config=config.evolve, worker_id=config.worker),
+        "llm": lambda: LlmResearcher(trajectory_path=trajectory, budget=config.budget, sandbox=sandbox,
+                                     testbed=config.testbed, tools_factory=tools,
+                                     provider=make_provider(config.llm, dict(os.environ)), config=config.llm,
+                                     direction=config.direction, brief=OPEN_BRIEF, worker_id=config.worker),
     }
     return factories[config.kind]()
 

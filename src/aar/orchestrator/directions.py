@@ -3,6 +3,10 @@ open brief an undirected team shares. Deliberately ambiguous: a direction names 
 
 from __future__ import annotations
 
+from aar.agents.base import OPEN_BRIEF
+
+__all__ = ["DEFAULT_DIRECTIONS", "OPEN_BRIEF", "directions_for"]
+
 DEFAULT_DIRECTIONS: tuple[str, ...] = (
     "Model the weak labels' noise: where is the weak supervisor wrong, and can the student learn around it "
     "(label-noise modelling, robust losses, filtering the labels you distrust)?",
@@ -23,11 +27,6 @@ DEFAULT_DIRECTIONS: tuple[str, ...] = (
     "Training dynamics: what the student learns first, early stopping and regularisation strength as "
     "ways to keep the signal and drop the teacher's errors.",
 )
-
-OPEN_BRIEF = ("Open brief: find methods that make the strong student recover as much of the gap between the "
-              "weak supervisor and the ground-truth ceiling as possible, in and out of distribution. Any "
-              "approach is fair except probing for labels.")
-
 
 def directions_for(n: int, mode: str, directions: list[str] | None = None) -> list[str | None]:
     """One direction per worker: round-robin over ``directions`` (default list) when directed, else None."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aar.agents.base import Budget
 from aar.agents.evolve import EvolveConfig
+from aar.agents.llm import LlmConfig
 from aar.agents.worker import NAME, WorkerConfig, worker_dir
 from aar.config import Settings, ensure_private_dir, get_settings
 from aar.orchestrator.directions import directions_for
@@ -52,7 +53,7 @@ class TeamSpec(BaseModel):
 
     team: str | None = Field(default=None, pattern=NAME.pattern, description="Default: a fresh id.")
     workers: int = Field(default=3, ge=1, le=256)
-    kind: Literal["evolve"] = "evolve"
+    kind: Literal["evolve", "llm"] = "evolve"
     mode: Literal["directed", "undirected"] = "directed"
     directions: list[str] | None = Field(default=None, description="Default: the package's list.")
     testbed: str = Field(default=DEFAULT_TESTBED, pattern=NAME.pattern)
@@ -71,6 +72,7 @@ class TeamSpec(BaseModel):
     max_restarts: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=5.0, gt=0, description="First restart delay; doubles per restart (max 5 min).")
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
 
 
 class WorkerState(BaseModel):
@@ -137,7 +139,7 @@ def alive(pid: int | None, start: int | None) -> bool:
 def worker_config(spec: TeamSpec, team: str, worker: str, direction: str | None, gpus: list[int]) -> WorkerConfig:
     return WorkerConfig(kind=spec.kind, team=team, worker=worker, testbed=spec.testbed, direction=direction,
                         budget=spec.budget, sandbox=spec.sandbox, hub_url=spec.hub_url, eval_url=spec.eval_url,
-                        evolve=spec.evolve, gpus=gpus)
+                        evolve=spec.evolve, llm=spec.llm, gpus=gpus)
 
 
 def launch(spec: TeamSpec, settings: Settings | None = None, start_supervisor: bool = True) -> TeamState:
