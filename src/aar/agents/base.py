@@ -42,6 +42,7 @@ class Budget(BaseModel):
     tokens: int | None = Field(default=None, gt=0, description="Model tokens (input + output).")
     dollars: float | None = Field(default=None, gt=0, description="Model spend in dollars.")
     submissions: int | None = Field(default=50, gt=0, description="Eval-server submissions.")
+    sessions: int | None = Field(default=None, gt=0, description="Sessions (fresh contexts).")
 
 
 class Usage(BaseModel):
@@ -55,7 +56,7 @@ class Usage(BaseModel):
 
     def exhausted(self, budget: Budget) -> str | None:
         """The first budget this usage has reached, as a reason, or None."""
-        for name in ("wall_s", "tokens", "dollars", "submissions"):
+        for name in ("wall_s", "tokens", "dollars", "submissions", "sessions"):
             limit = getattr(budget, name)
             if limit is not None and getattr(self, name) >= limit:
                 return f"{name} budget reached ({getattr(self, name):g} of {limit:g})"

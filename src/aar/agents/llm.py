@@ -64,6 +64,20 @@ def make_provider(cfg: LlmConfig, environ: dict[str, str]) -> ChatProvider:
     return OpenAIProvider(cfg.model, key, cfg.base_url)
 
 
+def render_prompt(sandbox: Sandbox, number: int, testbed: str, direction: str | None, brief: str) -> str:
+    """The shared researcher prompt (``prompts/researcher.md.j2``) for session ``number``."""
+    from jinja2 import Environment, StrictUndefined
+
+    try:
+        notebook = sandbox.read_file("NOTEBOOK.md").decode(errors="replace")
+    except SandboxError:
+        notebook = "(empty)"
+    findings = [f"findings/{p.name}" for p in sorted((sandbox.workspace / "findings").glob("f*.md"))[-50:]]
+    template = Environment(undefined=StrictUndefined, autoescape=False).from_string(PROMPT.read_text())
+    return template.render(session=number, testbed=testbed, direction=direction, brief=brief,
+                           notebook=truncate(notebook, 8000), findings=findings)
+
+
 class LlmResearcher(Researcher):
     """See the module docstring."""
 
@@ -85,25 +99,11 @@ class LlmResearcher(Researcher):
         anyio.run(self._session, number)
         return not self.finished
 
-    def system_prompt(self, number: int) -> str:
-        from jinja2 import Environment, StrictUndefined
-
-        try:
-            notebook = self.sandbox.read_file("NOTEBOOK.md").decode(errors="replace")
-        except SandboxError:
-            notebook = "(empty)"
-        findings = []
-        for path in sorted((self.sandbox.workspace / "findings").glob("f*.md"))[-50:]:
-            findings.append(f"findings/{path.name}")
-        template = Environment(undefined=StrictUndefined, autoescape=False).from_string(PROMPT.read_text())
-        return template.render(session=number, testbed=self.testbed, direction=self.direction, brief=self.brief,
-                               notebook=truncate(notebook, 8000), findings=findings)
-
     async def _session(self, number: int) -> None:
         async with self.tools_factory(self.trajectory) as mcp:
             tools = [ToolSpec(**SHELL_SPEC), ToolSpec(**EDIT_SPEC),  # type: ignore[arg-type]
                      *(ToolSpec(s["name"], s["description"], s["input_schema"]) for s in mcp.specs)]
-            system = self.system_prompt(number)
+            system = render_prompt(self.sandbox, number, self.testbed, self.direction, self.brief)
             messages: list[dict[str, Any]] = [{"role": "user", "content": KICKOFF}]
             for _ in range(self.config.max_turns):
                 if self.budget_left():

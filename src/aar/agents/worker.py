@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aar.agents.base import OPEN_BRIEF, Budget, Researcher, StopRequested, Trajectory, Usage
+from aar.agents.claude import ClaudeConfig, ClaudeResearcher, mcp_command
 from aar.agents.evolve import EvolveConfig, EvolveResearcher
 from aar.agents.llm import LlmConfig, LlmResearcher, make_provider
 from aar.agents.tools import McpTools
@@ -39,7 +40,7 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["evolve", "llm"] = "evolve"
+    kind: Literal["evolve", "llm", "claude"] = "evolve"
     team: str = Field(pattern=NAME.pattern)
     worker: str = Field(pattern=NAME.pattern)
     testbed: str = Field(default=DEFAULT_TESTBED, pattern=NAME.pattern)
@@ -51,6 +52,7 @@ class WorkerConfig(BaseModel):
     eval_url: str = "http://127.0.0.1:8710"
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
+    claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
     gpus: list[int] = Field(default_factory=list, description="GPU indices passed into the sandbox.")
 
 
@@ -78,7 +80,10 @@ def open_sandbox(config: WorkerConfig, workspace: Path, ro_paths: list[Path], se
 
 def make_researcher(config: WorkerConfig, token: str, settings: Settings, sandbox: Sandbox,
                     trajectory: Path) -> Researcher:
-    """The researcher of ``config.kind``: ``evolve`` (no model) or ``llm`` (a chat model and tools)."""
+    """The researcher of ``config.kind``: ``evolve`` (no model), ``llm`` (a chat model and tools) or ``claude``
+    (Claude Code through the Agent SDK)."""
+    mcp = mcp_command(sandbox.workspace, config.hub_url, config.eval_url, token, settings.home.resolve())
+
     def tools(trajectory: Trajectory) -> McpTools:
         return McpTools(trajectory, sandbox.workspace, config.hub_url, config.eval_url, token, settings.home.resolve())
 
@@ -90,6 +95,11 @@ def make_researcher(config: WorkerConfig, token: str, settings: Settings, sandbo
                                      testbed=config.testbed, tools_factory=tools,
                                      provider=make_provider(config.llm, dict(os.environ)), config=config.llm,
                                      direction=config.direction, brief=OPEN_BRIEF, worker_id=config.worker),
+        "claude": lambda: ClaudeResearcher(
+            trajectory_path=trajectory, budget=config.budget, sandbox=sandbox, sandbox_kind=config.sandbox,
+            testbed=config.testbed, config=config.claude,
+            mcp_argv=mcp[0], mcp_env=mcp[1], api_key=os.environ.get(config.claude.api_key_env, ""),
+            direction=config.direction, brief=OPEN_BRIEF, worker_id=config.worker),
     }
     return factories[config.kind]()
 

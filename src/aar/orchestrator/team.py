@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aar.agents.base import Budget
+from aar.agents.claude import ClaudeConfig
 from aar.agents.evolve import EvolveConfig
 from aar.agents.llm import LlmConfig
 from aar.agents.worker import NAME, WorkerConfig, worker_dir
@@ -53,7 +54,7 @@ class TeamSpec(BaseModel):
 
     team: str | None = Field(default=None, pattern=NAME.pattern, description="Default: a fresh id.")
     workers: int = Field(default=3, ge=1, le=256)
-    kind: Literal["evolve", "llm"] = "evolve"
+    kind: Literal["evolve", "llm", "claude"] = "evolve"
     mode: Literal["directed", "undirected"] = "directed"
     directions: list[str] | None = Field(default=None, description="Default: the package's list.")
     testbed: str = Field(default=DEFAULT_TESTBED, pattern=NAME.pattern)
@@ -73,6 +74,7 @@ class TeamSpec(BaseModel):
     backoff_s: float = Field(default=5.0, gt=0, description="First restart delay; doubles per restart (max 5 min).")
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
+    claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
 
 
 class WorkerState(BaseModel):
@@ -139,7 +141,8 @@ def alive(pid: int | None, start: int | None) -> bool:
 def worker_config(spec: TeamSpec, team: str, worker: str, direction: str | None, gpus: list[int]) -> WorkerConfig:
     return WorkerConfig(kind=spec.kind, team=team, worker=worker, testbed=spec.testbed, direction=direction,
                         budget=spec.budget, sandbox=spec.sandbox, hub_url=spec.hub_url, eval_url=spec.eval_url,
-                        evolve=spec.evolve, llm=spec.llm, gpus=gpus)
+                        evolve=spec.evolve, llm=spec.llm, claude=spec.claude,
+                        gpus=gpus)
 
 
 def launch(spec: TeamSpec, settings: Settings | None = None, start_supervisor: bool = True) -> TeamState:

@@ -1,0 +1,197 @@
+"""The ``claude`` researcher: Claude Code through the Claude Agent SDK, as in the published system.
+
+The SDK (host side) drives the Claude Code CLI, whose process runs **inside the worker's sandbox**:
+the SDK's ``cli_path`` is a launcher (:mod:`aar.agents.claude_launch`) that execs the CLI under bwrap
+with the worker's sandbox config. The CLI and its tools (Bash, Read, Write, Edit, Glob, Grep) see
+the workspace only, with permission mode ``bypassPermissions`` inside the sandbox. Two host-side
+unix sockets are bound in, and nothing else leaves the sandbox:
+
+* the model-API proxy (:mod:`aar.agents.proxy`), reached through an in-sandbox TCP forwarder at
+  ``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``; it injects the real key (the CLI holds a placeholder)
+  and forwards only the model routes upstream;
+* the worker's MCP endpoint (:class:`aar.agents.forward.CommandSocket` running ``aar mcp`` with the
+  worker's token), which the CLI reaches through a stdio bridge configured as its ``aar`` MCP server.
+
+Each session starts a fresh CLI conversation from the shared Jinja prompt (appended to Claude Code's
+own system prompt). Cost and tokens come from the SDK's result message (``total_cost_usd``, usage).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from aar.agents.base import Budget, Researcher
+from aar.agents.forward import CommandSocket
+from aar.agents.llm import KICKOFF, render_prompt
+from aar.agents.proxy import ModelProxy
+from aar.agents.tools import aar_command, truncate
+from aar.sandbox import Sandbox, get_sandbox
+from aar.sandbox.bwrap import BwrapSandbox
+
+PLACEHOLDER_KEY = "sk-ant-placeholder-the-proxy-adds-the-real-key"
+
+
+class ClaudeConfig(BaseModel):
+    """Model, limits and upstream of a ``claude`` researcher."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "claude-sonnet-4-5"
+    max_turns: int = Field(default=60, ge=1, description="CLI turns per session.")
+    upstream: str = Field(default="https://api.anthropic.com", description="Where the proxy forwards model calls.")
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    port: int = Field(default=18080, ge=1024, le=65535, description="The forwarder's port inside the sandbox.")
+    cli_path: Path | None = Field(default=None, description="Claude Code binary (default: the SDK's bundled one).")
+
+
+def bundled_cli() -> Path:
+    """The Claude Code binary that ships inside the ``claude-agent-sdk`` wheel."""
+    try:
+        import claude_agent_sdk
+    except ImportError as exc:
+        raise RuntimeError("the claude researcher needs the Agent SDK: pip install 'aar[claude]'") from exc
+    path = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    if not path.exists():
+        raise RuntimeError(f"no bundled Claude Code CLI at {path}; set claude.cli_path")
+    return path
+
+
+class ClaudeResearcher(Researcher):
+    """See the module docstring."""
+
+    kind = "claude"
+
+    def __init__(self, *, trajectory_path: Path, budget: Budget, sandbox: Sandbox, sandbox_kind: str, testbed: str,
+                 config: ClaudeConfig, mcp_argv: list[str], mcp_env: dict[str, str], api_key: str,
+                 direction: str | None = None, brief: str = "", worker_id: str = "") -> None:
+        super().__init__(trajectory_path, budget, {"testbed": testbed, "direction": direction, "worker": worker_id,
+                                                   "model": config.model})
+        if not api_key:
+            raise ValueError(f"no API key for the claude researcher: set {config.api_key_env}")
+        self.sandbox, self.sandbox_kind, self.testbed, self.config = sandbox, sandbox_kind, testbed, config
+        self.mcp_argv, self.mcp_env, self.api_key = mcp_argv, mcp_env, api_key
+        self.direction, self.brief = direction, brief
+        self.home = trajectory_path.parent  # outside the workspace: sockets and the launcher live here
+        self.proxy_seconds: list[float] = []
+
+    def session(self, number: int) -> bool:
+        return anyio.run(self._session, number)
+
+    def _launcher(self, sandbox: Sandbox, model_sock: Path) -> Path:
+        """Write the launch spec and the ``cli_path`` script that execs the CLI inside the sandbox."""
+        cli = self.config.cli_path or bundled_cli()
+        inner = [sys.executable, "-m", "aar.agents.forward", "tcp", str(self.config.port), str(model_sock), "--",
+                 str(cli)]
+        command = [*inner, "__AAR_CLI_ARGS__"]
+        spec = {"argv": sandbox.argv(command) if isinstance(sandbox, BwrapSandbox) else command,  # local: no isolation
+                "env": sandbox_env(sandbox, {
+                    "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{self.config.port}",
+                    "ANTHROPIC_API_KEY": PLACEHOLDER_KEY, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                    "DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"})}
+        launch = self.home / "claude-launch.json"
+        launch.write_text(json.dumps(spec))
+        os.chmod(launch, 0o600)
+        script = self.home / "claude-in-sandbox"
+        script.write_text(f"#!/bin/sh\nexec {sys.executable} -m aar.agents.claude_launch {launch} \"$@\"\n")
+        os.chmod(script, 0o700)
+        return script
+
+    async def _session(self, number: int) -> bool:
+        from claude_agent_sdk import ClaudeAgentOptions, query
+
+        model_sock, mcp_sock = self.home / "model.sock", self.home / "mcp.sock"
+        with ModelProxy(model_sock, self.config.upstream, self.api_key) as proxy, \
+                CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env):
+            cfg = self.sandbox.config.model_copy(update={"sockets": [model_sock, mcp_sock]})
+            sandbox = get_sandbox(self.sandbox_kind, cfg)
+            left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
+            options = ClaudeAgentOptions(
+                cli_path=str(self._launcher(sandbox, model_sock)), cwd=str(sandbox.workspace),
+                permission_mode="bypassPermissions", model=self.config.model, max_turns=self.config.max_turns,
+                system_prompt={"type": "preset", "preset": "claude_code",
+                               "append": render_prompt(sandbox, number, self.testbed, self.direction, self.brief)},
+                mcp_servers={"aar": {"type": "stdio", "command": sys.executable,
+                                     "args": ["-m", "aar.agents.forward", "stdio", str(mcp_sock)]}},
+                max_budget_usd=left, stderr=lambda line: None)
+            names: dict[str, str] = {}
+            async for message in query(prompt=KICKOFF, options=options):
+                self.record(message, names)
+            self.proxy_seconds += proxy.stats
+        return True
+
+    def record(self, message: Any, names: dict[str, str]) -> None:
+        """One SDK message into the trajectory (and submissions, cost and tokens where it carries them)."""
+        kind = type(message).__name__
+        if kind == "AssistantMessage":
+            for block in message.content:
+                if type(block).__name__ == "TextBlock" and block.text:
+                    self.trajectory.append("message", role="assistant", text=truncate(block.text, 4000))
+                elif type(block).__name__ == "ToolUseBlock":
+                    names[block.id] = block.name
+                    self.trajectory.append("tool_call", name=block.name, arguments=_short(block.input))
+        elif kind == "UserMessage" and isinstance(message.content, list):
+            for block in message.content:
+                if type(block).__name__ != "ToolResultBlock":
+                    continue
+                name = names.get(block.tool_use_id, "?")
+                text = _text(block.content)
+                self.trajectory.append("tool_result", name=name, ok=not block.is_error, result=truncate(text, 4000))
+                if name.endswith("submit_predictions") and not block.is_error:
+                    sid = _submission_id(text)
+                    if sid:
+                        self.record_submission(sid)
+        elif kind == "ResultMessage":
+            usage = message.usage or {}
+            tokens = sum(int(usage.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                                           "cache_creation_input_tokens"))
+            self.charge(tokens=tokens, dollars=float(message.total_cost_usd or 0.0), role="result",
+                        turns=message.num_turns, stop_reason=getattr(message, "stop_reason", None),
+                        is_error=message.is_error, duration_ms=message.duration_ms)
+        elif kind == "SystemMessage" and message.subtype == "api_retry":
+            self.trajectory.append("error", error=f"model API retry: {message.data.get('error_status')} "
+                                                  f"{message.data.get('error')}", attempt=message.data.get("attempt"))
+
+
+def sandbox_env(sandbox: Sandbox, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of an exec in ``sandbox`` (the allow-list, the config's variables, ``extra``)."""
+    from aar.sandbox.policy import build_env
+
+    return build_env(sandbox.config, dict(os.environ), extra, home=sandbox.workspace)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
+    return "" if content is None else str(content)
+
+
+def _submission_id(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    data = data.get("result", data) if isinstance(data, dict) else data
+    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+def _short(args: Any) -> Any:
+    if isinstance(args, dict):
+        return {k: (v[:2000] + "..." if isinstance(v, str) and len(v) > 2000 else v) for k, v in args.items()}
+    return args
+
+
+def mcp_command(workspace: Path, hub_url: str, eval_url: str, token: str, aar_home: Path) -> tuple[list[str], dict]:
+    """The worker's ``aar mcp`` command line and environment (the token lives only in that process)."""
+    argv = [aar_command(), "mcp", "--workspace", str(workspace), "--hub-url", hub_url, "--eval-url", eval_url]
+    env = {"AAR_WORKER_TOKEN": token, "AAR_HOME": str(aar_home), "AAR_QUIET": "1",
+           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    return argv, env

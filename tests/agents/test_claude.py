@@ -1,0 +1,84 @@
+"""The real Claude Code CLI through the real Agent SDK runs a session inside bwrap against a scripted
+Messages API: shell, file write, submit_predictions and share_finding over MCP; the key stays outside."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from agentkit import Live, bwrap_or_skip
+from fake_anthropic import Script, fake_messages_api
+
+from aar.agents.base import Budget, read_trajectory
+from aar.agents.claude import PLACEHOLDER_KEY, ClaudeConfig
+from aar.agents.worker import WorkerConfig, run_worker, worker_dir
+from aar.hub.client import HubClient
+from aar.servicekit import serve_in_thread
+
+pytest.importorskip("claude_agent_sdk", reason="the claude researcher needs the claude extra")
+
+SECRET = "sk-ant-real-SECRET-4e1d"
+TRAIN = ("python -c \"from aar.w2s.workbench import Workbench; wb = Workbench('wordsense'); "
+         "h = wb.fit((wb.weak('strong_train') > 0.5).astype(float)); "
+         "wb.save_predictions(wb.predict_tests(h), 'ideas/cc/predictions.jsonl'); print('trained')\"")
+
+
+def last_tool_text(body: dict[str, Any]) -> str:
+    for block in body["messages"][-1]["content"]:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            content = block.get("content")
+            return content if isinstance(content, str) else "".join(c.get("text", "") for c in content or [])
+    return ""
+
+
+def share(body: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads(last_tool_text(body))
+    sid = data.get("result", data)["id"]
+    return {"text": "Sharing.", "tool_calls": [{"name": "mcp__aar__share_finding", "input": {
+        "title": "Vanilla baseline from Claude Code", "kind": "result", "family": "distillation",
+        "body": "Hard weak labels, default head.", "submission_ids": [sid]}}]}
+
+
+def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    bwrap_or_skip()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    ws = worker_dir(live.settings, "t-claude", "w-claude") / "workspace"
+    script = Script([
+        {"text": "Looking around.", "tool_calls": [{"name": "Bash", "input": {
+            "command": "env | grep -c sk-ant-real || true; ls", "description": "look"}}]},
+        {"text": "Training.", "tool_calls": [{"name": "Bash", "input": {"command": TRAIN, "description": "train"}}]},
+        {"text": "Notes.", "tool_calls": [{"name": "Write", "input": {
+            "file_path": str(ws / "NOTEBOOK.md"), "content": "# Notebook\n\n- vanilla via Claude Code\n"}}]},
+        {"text": "Submitting.", "tool_calls": [{"name": "mcp__aar__submit_predictions", "input": {
+            "testbed": "wordsense", "predictions_file": "ideas/cc/predictions.jsonl"}}]},
+        share,
+        {"text": "Done."},
+    ], errors=[429, 529])
+    token = live.tokens.create("w-claude", "t-claude")
+    with serve_in_thread(fake_messages_api(script)) as upstream:
+        cfg = WorkerConfig(kind="claude", team="t-claude", worker="w-claude", testbed="wordsense",
+                           hub_url=live.hub_url, eval_url=live.eval_url,
+                           budget=Budget(wall_s=600, submissions=5, sessions=1),
+                           claude=ClaudeConfig(model="claude-test", upstream=upstream, max_turns=12))
+        result = run_worker(cfg, token, live.settings)
+    assert script.turns == [], "the CLI did not play the whole script"
+    keys = {r["headers"].get("x-api-key") for r in script.requests}
+    assert keys == {SECRET}  # the proxy injected the real key into every upstream call
+    assert not any(r["headers"].get("authorization") for r in script.requests)
+    steps = read_trajectory(result.trajectory)
+    results = [s for s in steps if s.type == "tool_result"]
+    assert results[0].data["name"] == "Bash" and results[0].data["result"].splitlines()[0] == "0"
+    assert "trained" in results[1].data["result"]
+    assert (ws / "NOTEBOOK.md").read_text().startswith("# Notebook")
+    subs = [s for s in steps if s.type == "submission"]
+    assert len(subs) == 1
+    cost = [s for s in steps if s.type == "message" and s.data.get("role") == "result"]
+    assert cost and cost[0].cost_usd > 0 and cost[0].tokens > 0
+    retries = [s for s in steps if s.type == "error" and "retry" in s.data.get("error", "")]
+    assert len(retries) == 2
+    with HubClient(live.hub_url, token) as hub:
+        mine = [f for f in hub.findings().findings if f.author == "w-claude"]
+    assert len(mine) == 1 and mine[0].submission_ids == [subs[0].submission_id]
+    text = result.trajectory.read_text()
+    assert SECRET not in text and PLACEHOLDER_KEY not in text
