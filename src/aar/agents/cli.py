@@ -18,7 +18,7 @@ worker_app = typer.Typer(help="Run one researcher (what the orchestrator runs fo
 def worker_run(
     team: Annotated[str | None, typer.Option(help="Team id.")] = None,
     worker: Annotated[str | None, typer.Option(help="Worker id (the one its token was made for).")] = None,
-    kind: Annotated[str | None, typer.Option(help="Researcher kind: evolve or llm.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Researcher kind: evolve, llm or claude.")] = None,
     testbed: Annotated[str | None, typer.Option(help="Testbed name (default: the offline default).")] = None,
     direction: Annotated[str | None, typer.Option(help="Research direction (directed mode).")] = None,
     minutes: Annotated[float | None, typer.Option(help="Wall-clock budget in minutes (all runs together).")] = None,

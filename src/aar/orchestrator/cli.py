@@ -23,7 +23,7 @@ def team_launch(
     config: Annotated[Path | None, typer.Option(help="team.toml with TeamSpec fields (flags override).")] = None,
     team: Annotated[str | None, typer.Option(help="Team id (default: a fresh one).")] = None,
     workers: Annotated[int | None, typer.Option(help="Number of workers.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Researcher kind: evolve or llm.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Researcher kind: evolve, llm or claude.")] = None,
     mode: Annotated[str | None, typer.Option(help="directed (a direction each) or undirected.")] = None,
     testbed: Annotated[str | None, typer.Option(help="Testbed name.")] = None,
     minutes: Annotated[float | None, typer.Option(help="Per-worker wall-clock budget in minutes.")] = None,
