@@ -272,8 +272,10 @@ def team_finalize(
 
     from aar.config import get_settings
     from aar.evalserver.admin import finalize
+    from aar.orchestrator.team import freeze_team
 
     report = finalize(get_settings(), team, _eval_config(config), testbed, url, token)
+    frozen = freeze_team(get_settings(), team)  # a team launched here: stopped, tokens revoked
     if as_json:
         emit_json(report)
         return
@@ -295,6 +297,8 @@ def team_finalize(
     for e in report.team_best:
         out.print(f"team best on {e.testbed}: {e.worker_id} private acc {fmt(e.private.acc.combined)} "
                   f"PGR {fmt(e.private.pgr.combined)}")
+    if frozen is not None:
+        out.print(f"team {team} is frozen: {frozen.reason}")
 
 
 # ---------------------------------------------------------------- sandbox (aar.sandbox; commands in aar/sandbox/cli.py)

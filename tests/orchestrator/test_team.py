@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from aar.agents.base import Budget, read_trajectory
 from aar.agents.evolve import EvolveConfig
 from aar.cli import app
+from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.client import HubClient
 from aar.orchestrator.status import team_status
 from aar.orchestrator.team import TeamBudget, TeamSpec, alive, launch, load_state, resume_team, stop_team
@@ -60,7 +61,8 @@ def test_team_launch_crash_resume_finish(live: Live, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AAR_HOME", str(live.settings.home))
     team = "t-team"
     state = launch(spec(live, team, team_budget=TeamBudget(submissions=5)), live.settings)
-    assert set(state.workers) == {"w01", "w02", "w03"}
+    w01, w02, w03 = names = [f"{team}-w01", f"{team}-w02", f"{team}-w03"]
+    assert sorted(state.workers) == names  # worker ids are unique across teams
     assert len({w.direction for w in state.workers.values()}) == 3  # directed: a different direction each
     admin = (live.settings.runs_dir / team / "admin.token").read_text()
     cfg = httpx.get(f"{live.eval_url}/v1/teams/{team}/config", headers={"Authorization": f"Bearer {admin}"}).json()
@@ -71,11 +73,11 @@ def test_team_launch_crash_resume_finish(live: Live, monkeypatch: pytest.MonkeyP
         return any(s.type == "decision" for s in read_trajectory(
             live.settings.runs_dir / team / "workers" / worker / "trajectory.jsonl"))
 
-    wait_until(lambda: started("w01"), 300, "w01's first generation")
-    victim = load_state(live.settings, team).workers["w01"].pid
+    wait_until(lambda: started(w01), 300, "w01's first generation")
+    victim = load_state(live.settings, team).workers[w01].pid
     assert victim is not None
     os.killpg(victim, signal.SIGKILL)
-    wait_until(lambda: load_state(live.settings, team).workers["w01"].restarts == 1, 60, "the restart of w01")
+    wait_until(lambda: load_state(live.settings, team).workers[w01].restarts == 1, 60, "the restart of w01")
 
     # kill -9 the supervisor: workers keep running; a resumed supervisor adopts them
     sup = load_state(live.settings, team).supervisor_pid
@@ -94,12 +96,12 @@ def test_team_launch_crash_resume_finish(live: Live, monkeypatch: pytest.MonkeyP
     final = load_state(live.settings, team)
     assert final.phase == "stopped" and "team submissions budget" in (final.reason or ""), final.reason
     assert {w.phase for w in final.workers.values()} <= {"finished", "stopped"}
-    runs = [s for s in read_trajectory(live.settings.runs_dir / team / "workers" / "w01" / "trajectory.jsonl")
+    runs = [s for s in read_trajectory(live.settings.runs_dir / team / "workers" / w01 / "trajectory.jsonl")
             if s.type == "run_start"]
     assert len(runs) >= 2  # the killed run and the restarted one
 
     st = team_status(live.settings, team)
-    assert [w.worker for w in st.workers] == ["w01", "w02", "w03"]
+    assert [w.worker for w in st.workers] == names
     assert all(w.submissions <= 2 for w in st.workers)  # the per-worker budget
     assert st.submissions == 5
     assert st.leaderboard_error is None and st.best_released_pgr is not None and not st.supervisor_alive
@@ -110,20 +112,20 @@ def test_team_launch_crash_resume_finish(live: Live, monkeypatch: pytest.MonkeyP
     assert {"worker", "direction", "phase", "sessions", "submissions", "best_released_pgr", "dollars", "tokens",
             "hours", "last_activity", "flags"} <= set(data["workers"][0])
     table = runner.invoke(app, ["team", "status", team], env={"AAR_HOME": str(live.settings.home)})
-    assert table.exit_code == 0 and "w03" in table.stdout
+    assert table.exit_code == 0 and "w03" in table.stdout and st.workers[2].worker == w03
 
     with HubClient(live.hub_url, admin) as hub:
         authors = {f.author for f in hub.findings(team=team).findings}
         crashes = [e for e in hub.events(kind="crash", team=team)]
-    assert authors == {"w01", "w02", "w03"}  # findings from every worker
-    assert crashes and crashes[0].worker_id == "w01"
+    assert authors == set(names)  # findings from every worker
+    assert crashes and crashes[0].worker_id == w01
     assert processes_mentioning(team) == []
 
     # finalize: each worker's selected submission on the private half, against the best stored baseline
     done = runner.invoke(app, ["team", "finalize", team, "--json"], env={"AAR_HOME": str(live.settings.home)})
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
-    assert {e["worker_id"] for e in report["workers"]} == {"w01", "w02", "w03"}
+    assert {e["worker_id"] for e in report["workers"]} == set(names)
     for e in report["workers"]:
         vs = e["vs_best_baseline"]
         assert vs["baseline"] in ("vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot")
@@ -131,6 +133,16 @@ def test_team_launch_crash_resume_finish(live: Live, monkeypatch: pytest.MonkeyP
             mine, theirs = e["private"]["pgr"][part], vs["baseline_pgr"][part]
             assert vs["diff"][part] == pytest.approx(mine - theirs, abs=2e-4)
             assert vs["paired_se"][part] > 0  # (large on this tiny testbed: its S - W gap is small)
+    # ... and the team is frozen: phase finalized, worker tokens refused by the eval server
+    assert load_state(live.settings, team).phase == "finalized"
+    token = (live.settings.runs_dir / team / "workers" / w02 / "token").read_text()
+    client = EvalClient(live.eval_url)
+    try:
+        with pytest.raises(EvalError) as refused:
+            client.leaderboard(token)
+        assert refused.value.status == 401
+    finally:
+        client.close()
 
 
 def test_stop_leaves_no_process_behind(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:

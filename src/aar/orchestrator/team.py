@@ -163,7 +163,7 @@ def launch(spec: TeamSpec, settings: Settings | None = None, start_supervisor: b
     _secret(root / "admin.token", admin)
     _set_eval_budgets(spec, team, admin)
     export_features(spec.testbed, settings=settings)  # once, before N workers need it
-    names = [f"w{k + 1:02d}" for k in range(spec.workers)]
+    names = [f"{team}-w{k + 1:02d}" for k in range(spec.workers)]  # worker ids are global (tokens, hub)
     gpu_sets = _gpu_sets(spec)
     workers: dict[str, WorkerState] = {}
     for name, direction, gpus in zip(names, directions_for(spec.workers, spec.mode, spec.directions), gpu_sets,
@@ -281,3 +281,23 @@ def resume_team(settings: Settings, team: str) -> TeamState:
         raise ValueError(f"team {team!r} is {state.phase}; only a running team can be resumed")
     start_supervisor_process(settings, team)
     return load_state(settings, team)
+
+
+def freeze_team(settings: Settings, team: str) -> TeamState | None:
+    """After finalize: stop the team if it runs, revoke every worker token, mark it ``finalized``.
+
+    Returns None when ``team`` was not launched from this AAR_HOME (nothing to freeze here).
+    """
+    from aar.auth import TokenStore
+    from aar.db import make_engine
+
+    if not (team_dir(settings, team) / "team.json").exists():
+        return None
+    state = stop_team(settings, team)
+    tokens = TokenStore(make_engine(settings.sqlite_url("auth")))
+    for worker in state.workers:
+        tokens.revoke_worker(worker)
+    state = load_state(settings, team)
+    state.phase, state.reason = "finalized", "finalized: scores are final, worker tokens revoked"
+    save_state(settings, state)
+    return state
