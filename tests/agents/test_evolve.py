@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from agentkit import Live, bwrap_or_skip
 
@@ -26,7 +27,7 @@ AAR = shutil.which("aar", path=str(Path(sys.executable).parent)) or "aar"
 def config(live: Live, worker: str, generations: int, team: str = "t-evolve", **kw: object) -> WorkerConfig:
     return WorkerConfig(team=team, worker=worker, testbed="wordsense", hub_url=live.hub_url, eval_url=live.eval_url,
                         budget=Budget(wall_s=900, submissions=20),
-                        evolve=EvolveConfig(children=2, max_generations=generations), **kw)  # type: ignore[arg-type]
+                        evolve=EvolveConfig(children=2, max_generations=generations, min_label_change=0), **kw)  # type: ignore[arg-type]
 
 
 def state_of(live: Live, team: str, worker: str) -> EvolveState:
@@ -145,3 +146,31 @@ def test_killed_worker_resumes_from_notebook_and_snapshot(live: Live, tmp_path: 
     assert decisions and decisions[-1].data["generation"] == after.generation
     assert pytest.approx(usage_from(read_trajectory(traj)).submissions) == len(
         [c for c in restored.candidates if c.submission_id])
+
+
+def test_near_duplicate_predictions_are_not_resubmitted(tmp_path: Path) -> None:
+    """Reruns of a submitted idea (>= 97% label agreement) are skipped: choosing among them is cherry-picking."""
+    from aar.agents.evolve import Candidate, EvolveResearcher
+    from aar.sandbox import SandboxConfig, get_sandbox
+    from aar.w2s.recipes import Recipe
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    sandbox = get_sandbox("local", SandboxConfig(workspace=ws), warn=False)
+    researcher = EvolveResearcher(trajectory_path=tmp_path / "t.jsonl", budget=Budget(), sandbox=sandbox,
+                                  testbed="wordsense", tools_factory=lambda t: None)  # type: ignore[arg-type,return-value]
+    labels = np.random.default_rng(0).random(1000) > 0.5
+
+    def plant(cid: str, flips: int, submitted: bool) -> Candidate:
+        hard = labels.copy()
+        hard[:flips] = ~hard[:flips]
+        rows = "\n".join(json.dumps({"id": f"i{k}", "prob": 0.9 if h else 0.1}) for k, h in enumerate(hard))
+        sandbox.write_file(f"ideas/{cid}/predictions.jsonl", rows.encode())
+        c = Candidate(id=cid, recipe=Recipe(), generation=1, origin="seed", proxy=0.8,
+                      submission_id="sub_1" if submitted else None)
+        researcher.state.candidates.append(c)
+        return c
+
+    plant("g001-01", 0, submitted=True)
+    assert researcher.near_duplicate(plant("g001-02", 10, submitted=False)) == "g001-01"  # 1% of labels moved
+    assert researcher.near_duplicate(plant("g001-03", 100, submitted=False)) is None  # 10%: a different idea

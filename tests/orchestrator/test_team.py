@@ -52,7 +52,7 @@ def processes_mentioning(text: str) -> list[str]:
 def spec(live: Live, team: str, **kw: object) -> TeamSpec:
     base: dict = {"team": team, "workers": 3, "testbed": "wordsense", "hub_url": live.hub_url,
                   "eval_url": live.eval_url, "budget": Budget(wall_s=600, submissions=2), "backoff_s": 1.0,
-                  "evolve": EvolveConfig(children=2, max_generations=3)}
+                  "evolve": EvolveConfig(children=2, max_generations=3, min_label_change=0)}
     return TeamSpec.model_validate({**base, **kw})
 
 
@@ -168,7 +168,7 @@ def test_ray_backend_runs_two_workers(live: Live, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AAR_HOME", str(live.settings.home))
     team = "t-ray"
     launch(spec(live, team, workers=2, backend="ray", cpus_per_worker=0.5, budget=Budget(wall_s=600, submissions=1),
-                evolve=EvolveConfig(children=2, max_generations=1)), live.settings)
+                evolve=EvolveConfig(children=2, max_generations=1, min_label_change=0)), live.settings)
     wait_until(lambda: load_state(live.settings, team).phase == "finished", 600, "the Ray team to finish")
     wait_until(lambda: not alive(load_state(live.settings, team).supervisor_pid,
                                  load_state(live.settings, team).supervisor_start), 60, "the supervisor to exit")

@@ -92,6 +92,9 @@ class EvolveConfig(BaseModel):
     generations_per_session: int = Field(default=3, ge=1, le=100, description="Generations before a fresh session.")
     max_generations: int | None = Field(default=None, ge=1, description="Stop after this many generations in total.")
     exec_timeout_s: float = Field(default=900.0, gt=0, description="Wall-clock limit of one experiment.")
+    min_label_change: float = Field(default=0.03, ge=0, le=1, description=(
+        "Submit only predictions whose hard labels differ from each earlier submission of this worker on at "
+        "least this share of test items: closer ones are reruns, and picking among them is cherry-picking."))
     seed: int = Field(default=0, ge=0)
 
 
@@ -216,10 +219,16 @@ class EvolveResearcher(Researcher):
             self._save_state()
         ranked = sorted((c for c in children if c.proxy is not None and self._in_direction(c.recipe)),
                         key=lambda c: -c.fitness())
-        for child in ranked[: self.config.submit_per_generation]:
-            if self.budget_left():
+        submitted = 0
+        for child in ranked:
+            if submitted >= self.config.submit_per_generation or self.budget_left():
                 break
+            twin = self.near_duplicate(child)
+            if twin is not None:
+                self.trajectory.append("decision", skipped=child.id, reason=f"near-duplicate of {twin}")
+                continue
             await self.submit(tools, child)
+            submitted += 1
         self.state.generation = g
         self._save_state()
         try:
@@ -236,6 +245,28 @@ class EvolveResearcher(Researcher):
         await tools.call("download_snapshot", snapshot_id=latest["id"], target=MEMORY_DIR)
         self.state = self._load_state()
         self.trajectory.append("decision", restored_from=latest["id"], generation=self.state.generation)
+
+    def hard_labels(self, c: Candidate) -> np.ndarray | None:
+        """The hard test labels of a candidate's predictions (None when its file is unreadable)."""
+        try:
+            rows = self.sandbox.read_file(f"ideas/{c.id}/predictions.jsonl").decode().splitlines()
+            return np.array([json.loads(r)["prob"] > 0.5 for r in rows if r.strip()])
+        except (SandboxError, ValueError, KeyError):
+            return None
+
+    def near_duplicate(self, c: Candidate) -> str | None:
+        """The id of an earlier submitted candidate whose hard labels are within ``min_label_change`` of ``c``'s."""
+        mine = self.hard_labels(c)
+        if mine is None:
+            return None
+        for other in self.state.candidates:
+            if other.submission_id is None or other.id == c.id:
+                continue
+            theirs = self.hard_labels(other)
+            if theirs is not None and len(theirs) == len(mine) and \
+                    float(np.mean(theirs != mine)) < self.config.min_label_change:
+                return other.id
+        return None
 
     def _allowed(self) -> list[str]:
         genes = [k for k in GENES if self.families is None or FAMILY_OF[k] in self.families]
