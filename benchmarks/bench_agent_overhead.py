@@ -73,8 +73,8 @@ def bench_mcp(n: int, tmp: Path) -> None:
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    from aar.agents.claude import mcp_command
     from aar.agents.forward import CommandSocket
+    from aar.agents.tools import mcp_command
     from aar.auth import TokenStore
     from aar.config import Settings
     from aar.db import make_engine

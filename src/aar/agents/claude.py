@@ -27,11 +27,11 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from aar.agents.base import Budget, Researcher
+from aar.agents.base import Budget, Researcher, jsonable
 from aar.agents.forward import CommandSocket
 from aar.agents.llm import KICKOFF, render_prompt
 from aar.agents.proxy import ModelProxy
-from aar.agents.tools import aar_command, truncate
+from aar.agents.tools import shorten, truncate
 from aar.sandbox import Sandbox, get_sandbox
 from aar.sandbox.bwrap import BwrapSandbox
 
@@ -135,7 +135,7 @@ class ClaudeResearcher(Researcher):
                     self.trajectory.append("message", role="assistant", text=truncate(block.text, 4000))
                 elif type(block).__name__ == "ToolUseBlock":
                     names[block.id] = block.name
-                    self.trajectory.append("tool_call", name=block.name, arguments=_short(block.input))
+                    self.trajectory.append("tool_call", name=block.name, arguments=jsonable(shorten(block.input)))
         elif kind == "UserMessage" and isinstance(message.content, list):
             for block in message.content:
                 if type(block).__name__ != "ToolResultBlock":
@@ -181,17 +181,3 @@ def _submission_id(text: str) -> str | None:
         return None
     data = data.get("result", data) if isinstance(data, dict) else data
     return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
-
-
-def _short(args: Any) -> Any:
-    if isinstance(args, dict):
-        return {k: (v[:2000] + "..." if isinstance(v, str) and len(v) > 2000 else v) for k, v in args.items()}
-    return args
-
-
-def mcp_command(workspace: Path, hub_url: str, eval_url: str, token: str, aar_home: Path) -> tuple[list[str], dict]:
-    """The worker's ``aar mcp`` command line and environment (the token lives only in that process)."""
-    argv = [aar_command(), "mcp", "--workspace", str(workspace), "--hub-url", hub_url, "--eval-url", eval_url]
-    env = {"AAR_WORKER_TOKEN": token, "AAR_HOME": str(aar_home), "AAR_QUIET": "1",
-           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
-    return argv, env

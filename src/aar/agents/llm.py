@@ -19,9 +19,18 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from aar.agents.base import Budget, Researcher, Trajectory
+from aar.agents.base import Budget, Researcher, Trajectory, jsonable
 from aar.agents.providers import DEFAULT_PRICES, ChatProvider, Price, ProviderError, ToolSpec, price_for
-from aar.agents.tools import EDIT_SPEC, SHELL_SPEC, McpTools, ToolCallError, edit_file, run_shell, truncate
+from aar.agents.tools import (
+    EDIT_SPEC,
+    SHELL_SPEC,
+    McpTools,
+    ToolCallError,
+    edit_file,
+    run_shell,
+    shorten,
+    truncate,
+)
 from aar.sandbox import Sandbox, SandboxError
 
 PROMPT = Path(__file__).parent / "prompts" / "researcher.md.j2"
@@ -136,7 +145,7 @@ class LlmResearcher(Researcher):
                 if name == "submit_predictions" and isinstance(data.get("id"), str):
                     self.record_submission(data["id"], released_pgr=(data.get("released") or {}).get("pgr"))
                 return {"id": call_id, "content": truncate(json.dumps(data, default=str)), "is_error": False}
-            self.trajectory.append("tool_call", name=name, arguments=_short_args(args))
+            self.trajectory.append("tool_call", name=name, arguments=jsonable(shorten(args)))
             if name == "shell":
                 out, is_error = await anyio.to_thread.run_sync(
                     lambda: run_shell(self.sandbox, str(args.get("command", "")),
@@ -151,7 +160,3 @@ class LlmResearcher(Researcher):
             return {"id": call_id, "content": str(exc)[:4000], "is_error": True}
         self.trajectory.append("tool_result", name=name, ok=not is_error, result=truncate(out, 4000))
         return {"id": call_id, "content": out, "is_error": is_error}
-
-
-def _short_args(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v[:2000] + "..." if isinstance(v, str) and len(v) > 2000 else v) for k, v in args.items()}

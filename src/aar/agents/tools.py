@@ -29,6 +29,14 @@ def aar_command() -> str:
     return shutil.which("aar", path=str(Path(sys.executable).parent)) or shutil.which("aar") or "aar"
 
 
+def mcp_command(workspace: Path, hub_url: str, eval_url: str, token: str, aar_home: Path) -> tuple[list[str], dict]:
+    """The worker's ``aar mcp`` command line and environment (the token lives only in that process)."""
+    argv = [aar_command(), "mcp", "--workspace", str(workspace), "--hub-url", hub_url, "--eval-url", eval_url]
+    env = {"AAR_WORKER_TOKEN": token, "AAR_HOME": str(aar_home), "AAR_QUIET": "1",
+           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    return argv, env
+
+
 class McpTools:
     """``async with McpTools(...) as tools: await tools.call("get_leaderboard")``."""
 
@@ -36,10 +44,8 @@ class McpTools:
                  aar_home: Path, sync: bool = True) -> None:
         self.trajectory = trajectory
         self.workspace = workspace
-        self._args = ["mcp", "--workspace", str(workspace), "--hub-url", hub_url, "--eval-url", eval_url,
-                      "--sync" if sync else "--no-sync"]
-        self._env = {"AAR_WORKER_TOKEN": token, "AAR_HOME": str(aar_home), "AAR_QUIET": "1",
-                     "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+        argv, self._env = mcp_command(workspace, hub_url, eval_url, token, aar_home)
+        self._command, self._args = argv[0], [*argv[1:], "--sync" if sync else "--no-sync"]
         self._stack: AsyncExitStack | None = None
         self._session: Any = None
         self.names: set[str] = set()
@@ -51,7 +57,7 @@ class McpTools:
             from mcp.client.stdio import StdioServerParameters, stdio_client
         except ImportError as exc:
             raise RuntimeError("researchers need the MCP SDK: pip install 'aar[agents]'") from exc
-        params = StdioServerParameters(command=aar_command(), args=self._args, env=self._env)
+        params = StdioServerParameters(command=self._command, args=self._args, env=self._env)
         self._stack = AsyncExitStack()
         try:
             read, write = await self._stack.enter_async_context(stdio_client(params))
@@ -71,7 +77,7 @@ class McpTools:
 
     async def call(self, name: str, **arguments: Any) -> dict[str, Any]:
         """Call one tool; returns its structured result, raises ``ToolCallError`` on a tool error."""
-        self.trajectory.append("tool_call", name=name, arguments=jsonable(_short(arguments)))
+        self.trajectory.append("tool_call", name=name, arguments=jsonable(shorten(arguments)))
         result = await self._session.call_tool(name, arguments)
         text = " ".join(getattr(c, "text", "") for c in result.content)
         if result.is_error:
@@ -79,20 +85,20 @@ class McpTools:
             raise ToolCallError(f"{name}: {text}")
         data = result.structured_content
         data = data.get("result", data) if isinstance(data, dict) else data
-        self.trajectory.append("tool_result", name=name, ok=True, result=jsonable(_short(data)))
+        self.trajectory.append("tool_result", name=name, ok=True, result=jsonable(shorten(data)))
         return data if isinstance(data, dict) else {"result": data}
 
 
-def _short(value: Any) -> Any:
+def shorten(value: Any) -> Any:
     """``value`` with long strings and big mappings cut down for the journal."""
     if isinstance(value, str) and len(value) > MAX_RESULT_CHARS:
         return value[:MAX_RESULT_CHARS] + f"... [{len(value) - MAX_RESULT_CHARS} chars cut]"
     if isinstance(value, dict):
         if len(value) > 50:
             return {"_truncated": f"{len(value)} entries"}
-        return {k: _short(v) for k, v in value.items()}
+        return {k: shorten(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_short(v) for v in value[:50]]
+        return [shorten(v) for v in value[:50]]
     return value
 
 

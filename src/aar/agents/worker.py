@@ -22,10 +22,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aar.agents.base import OPEN_BRIEF, Budget, Researcher, StopRequested, Trajectory, Usage
-from aar.agents.claude import ClaudeConfig, ClaudeResearcher, mcp_command
+from aar.agents.claude import ClaudeConfig, ClaudeResearcher
 from aar.agents.evolve import EvolveConfig, EvolveResearcher
 from aar.agents.llm import LlmConfig, LlmResearcher, make_provider
-from aar.agents.tools import McpTools
+from aar.agents.tools import McpTools, mcp_command
 from aar.config import Settings, get_settings
 from aar.sandbox import Limits, Sandbox, get_sandbox, worker_config
 from aar.w2s.testbeds import DEFAULT_TESTBED

@@ -15,7 +15,7 @@ import numpy as np
 from aar.evalserver.labels import PARTS, TestbedLabels
 from aar.evalserver.models import BaselineComparison, PartValues, Scores
 from aar.evalserver.models import Reference as ReferenceModel
-from aar.w2s.scoring import bootstrap_se, correctness, pgr
+from aar.w2s.scoring import bootstrap_mean_se, bootstrap_se, correctness, pgr
 
 NO_GAP = "the ceiling S does not beat the weak model W on these items, so PGR is undefined"
 
@@ -86,7 +86,6 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
     combined = tl.part(visibility, "combined")
     best = max(names, key=lambda m: tl.method_correct[m][combined].mean())
     theirs = tl.method_correct[best]
-    rng = np.random.default_rng(seed)
     base: dict[str, float | None] = {}
     diff: dict[str, float | None] = {}
     se: dict[str, float | None] = {}
@@ -98,9 +97,8 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
             base[p] = diff[p] = se[p] = None
             continue
         delta = mine[idx] - theirs[idx]
-        boot = delta[rng.integers(0, len(idx), size=(n_boot, len(idx)))].mean(axis=1)
         base[p] = round((theirs[idx].mean() - ref.weak) / gap, 4)
         diff[p] = round(float(delta.mean()) / gap, 4)
-        se[p] = round(float(boot.std(ddof=1)) / gap, 4)
+        se[p] = round(bootstrap_mean_se(delta, n_boot, seed) / gap, 4)
     return BaselineComparison(baseline=best, baseline_pgr=PartValues(**base), diff=PartValues(**diff),
                               paired_se=PartValues(**se))

@@ -15,6 +15,7 @@ from aar.config import Settings
 from aar.labels.division import DEFAULT_FRACTION, DEFAULT_SEED, load_or_divide
 from aar.labels.store import read_label_rows
 from aar.w2s.results import BaselineReport
+from aar.w2s.scoring import bootstrap_mean_se
 from aar.w2s.testbeds.base import TEST_SPLITS
 
 PARTS = {"id": "test_id", "ood": "test_ood"}
@@ -29,12 +30,6 @@ class PartPower(BaseModel):
     vanilla_pgr_se: float | None
     best_other: str | None
     paired_se: float | None
-
-
-def _boot_se(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    return float(values[idx].mean(axis=1).std(ddof=1))
 
 
 def private_half_power(
@@ -62,10 +57,10 @@ def private_half_power(
         out[part] = PartPower(
             n_public=int((~private).sum()),
             n_private=int(private.sum()),
-            vanilla_pgr_se=_boot_se(vanilla[private]) / gap if ok and vanilla is not None else None,
+            vanilla_pgr_se=bootstrap_mean_se(vanilla[private]) / gap if ok and vanilla is not None else None,
             best_other=best,
             paired_se=(
-                _boot_se(vanilla[private] - correct[best][split][private]) / gap
+                bootstrap_mean_se(vanilla[private] - correct[best][split][private]) / gap
                 if ok and best is not None and vanilla is not None
                 else None
             ),

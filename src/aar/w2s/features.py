@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from aar.config import Settings, get_settings
-from aar.w2s.models.cache import MARKER, content_key
+from aar.w2s.models.cache import MARKER, content_key, move_into_place
 from aar.w2s.spec import ModelSpec
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, Testbed, TestbedError, load_testbed, public_dir
 
@@ -92,11 +92,7 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         (tmp / MARKER).write_text("")
         os.chmod(tmp, 0o755)
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / MARKER).exists():
-                raise
+        move_into_place(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest

@@ -41,6 +41,13 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), se
 
 
+def bootstrap_mean_se(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> float:
+    """Bootstrap SE of the mean of per-item ``values`` (e.g. a paired correctness difference)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    return float(values[idx].mean(axis=1).std(ddof=1))
+
+
 def bootstrap_se(
     correct: np.ndarray,
     weak_correct: np.ndarray,

@@ -28,6 +28,20 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def move_into_place(src: Path, dest: Path) -> None:
+    """Rename the finished folder ``src`` (its ``COMPLETE`` marker written last) to ``dest``.
+
+    A finished twin already at ``dest`` wins (the same content, written by a racing process); a broken
+    leftover there (no marker) is replaced.
+    """
+    try:
+        os.rename(src, dest)
+    except OSError:
+        if not (dest / MARKER).exists():
+            shutil.rmtree(dest, ignore_errors=True)
+            os.rename(src, dest)
+
+
 class ArrayCache:
     """Arrays stored under ``root/<namespace>/<key[:2]>/<key>/``."""
 
@@ -51,12 +65,7 @@ class ArrayCache:
             np.save(tmp / "array.npy", np.ascontiguousarray(array), allow_pickle=False)
             (tmp / "meta.json").write_text(json.dumps(meta or {}, default=str))
             (tmp / MARKER).write_text("")
-            try:
-                os.rename(tmp, entry)
-            except OSError:
-                if not (entry / MARKER).exists():  # a broken leftover, not a finished twin
-                    shutil.rmtree(entry, ignore_errors=True)
-                    os.rename(tmp, entry)
+            move_into_place(tmp, entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

