@@ -107,10 +107,11 @@ class ClaudeResearcher(Researcher):
         from claude_agent_sdk import ClaudeAgentOptions, query
 
         model_sock, mcp_sock = self.home / "model.sock", self.home / "mcp.sock"
-        with ModelProxy(model_sock, self.config.upstream, self.api_key) as proxy, \
-                CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env):
-            cfg = self.sandbox.config.model_copy(update={"sockets": [model_sock, mcp_sock]})
-            sandbox = get_sandbox(self.sandbox_kind, cfg)
+        cfg = self.sandbox.config
+        owner = (cfg.uid, cfg.gid) if os.geteuid() == 0 else None  # as root the sandbox runs as cfg.uid
+        with ModelProxy(model_sock, self.config.upstream, self.api_key, owner) as proxy, \
+                CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env, owner):
+            sandbox = get_sandbox(self.sandbox_kind, cfg.model_copy(update={"sockets": [model_sock, mcp_sock]}))
             left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
             options = ClaudeAgentOptions(
                 cli_path=str(self._launcher(sandbox, model_sock)), cwd=str(sandbox.workspace),

@@ -75,11 +75,24 @@ async def stdio_to_unix(socket_path: str) -> None:
                                   asyncio.create_task(_pump(reader, stdout))], return_when=asyncio.FIRST_COMPLETED)
 
 
-class CommandSocket:
-    """Host side: serve ``path`` by running ``argv`` (with ``env``) for each connection, in a background thread."""
+MAX_CONNECTIONS = 4  # an agent that opens connections in a loop cannot start unbounded host processes
 
-    def __init__(self, path: Path, argv: list[str], env: dict[str, str]) -> None:
-        self.path, self.argv, self.env = path, argv, env
+
+def restrict_socket(path: Path, owner: tuple[int, int] | None) -> None:
+    """Only the sandbox user may connect: mode 0600, owned by ``owner`` (uid, gid) when given."""
+    if owner is not None:
+        os.chown(path, *owner)
+    os.chmod(path, 0o600)
+
+
+class CommandSocket:
+    """Host side: serve ``path`` by running ``argv`` (with ``env``) for each connection, in a background thread.
+
+    Only ``owner`` (the sandbox user) may connect, and at most ``MAX_CONNECTIONS`` at once.
+    """
+
+    def __init__(self, path: Path, argv: list[str], env: dict[str, str], owner: tuple[int, int] | None = None) -> None:
+        self.path, self.argv, self.env, self.owner = path, argv, env, owner
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"socket:{path.name}")
@@ -109,11 +122,14 @@ class CommandSocket:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(asyncio.start_unix_server(self._handle, str(self.path)))
-        os.chmod(self.path, 0o666)  # the sandbox user connects to it
+        restrict_socket(self.path, self.owner)
         self._ready.set()
         self._loop.run_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._procs) >= MAX_CONNECTIONS:
+            writer.close()
+            return
         proc = await asyncio.create_subprocess_exec(*self.argv, env=self.env, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         self._procs.add(proc)

@@ -60,10 +60,10 @@ def _closer(resp: httpx.Response) -> Any:
 class ModelProxy:
     """Serve :func:`proxy_app` on the unix socket ``path`` in a background thread (context manager)."""
 
-    def __init__(self, path: Path, upstream: str, api_key: str) -> None:
+    def __init__(self, path: Path, upstream: str, api_key: str, owner: tuple[int, int] | None = None) -> None:
         import uvicorn
 
-        self.path = path
+        self.path, self.owner = path, owner
         self.stats: list[float] = []
         config = uvicorn.Config(proxy_app(upstream, api_key, self.stats), uds=str(path), log_level="warning",
                                 lifespan="off")
@@ -71,7 +71,7 @@ class ModelProxy:
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="model-proxy")
 
     def __enter__(self) -> ModelProxy:
-        import os
+        from aar.agents.forward import restrict_socket
 
         self.path.unlink(missing_ok=True)
         self.thread.start()
@@ -80,7 +80,7 @@ class ModelProxy:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError(f"the model-API proxy did not start on {self.path}")
             time.sleep(0.05)
-        os.chmod(self.path, 0o666)  # the sandbox user connects to it
+        restrict_socket(self.path, self.owner)  # only the sandbox user may use the key
         return self
 
     def __exit__(self, *exc: object) -> None:
