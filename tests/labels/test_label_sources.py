@@ -16,6 +16,7 @@ from aar.w2s.testbeds.wordsense import (
     build_wordsense,
     choose_distractors,
     collect_candidates,
+    level_flags,
     salted_rng,
     to_split,
 )
@@ -70,7 +71,8 @@ def test_another_salt_agrees_on_labels_and_distractors_only_at_chance(verbs) -> 
 
 
 def _labels(cands, salt):  # type: ignore[no-untyped-def]
-    split, _ = to_split(cands, "pairwise", salted_rng(salt, "splits"), salt)
+    rng = salted_rng(salt, "splits")
+    split, _ = to_split(*level_flags(cands, rng), "pairwise", rng, salt)
     order = np.argsort([it.prompt for it in split.items])
     return split, split.require_labels()[order]
 
@@ -80,3 +82,27 @@ def test_dictionary_order_and_length_priors_are_balanced_exactly(verbs) -> None:
     assert len(cands) > 0.7 * len(verbs)
     assert np.mean([len(c.true_def) > len(c.distractor) for c in cands]) == 0.5
     assert np.mean([c.rank < c.distractor_rank for c in cands]) == 0.5
+
+
+def test_binary_rebuild_with_another_salt_agrees_only_at_chance(small_home: Settings) -> None:
+    """The binary build: which items are true and which definition a false item shows come from the salt."""
+    builds = {
+        salt: build_wordsense("binary", salt.removesuffix("-again"), cache_dir=small_home.cache_dir, max_cases=2500)
+        for salt in ("secret", "guess", "secret-again")
+    }
+
+    def shown(tb):  # type: ignore[no-untyped-def]
+        return {
+            re.sub(r"\*", "", it.prompt): (it.answer_a, int(y))
+            for split in tb.splits.values()
+            for it, y in zip(split.items, split.require_labels(), strict=True)
+        }
+
+    a, b = shown(builds["secret"]), shown(builds["guess"])
+    assert shown(builds["secret-again"]) == a  # control: the salt decides
+    common = sorted(a.keys() & b.keys())
+    assert len(common) > 200
+    same_label = np.mean([a[k][1] == b[k][1] for k in common])
+    assert abs(same_label - 0.5) < 4 * 0.5 / np.sqrt(len(common))
+    false_both = [k for k in common if a[k][1] == 0 and b[k][1] == 0]
+    assert np.mean([a[k][0] == b[k][0] for k in false_both]) < 0.2  # the false definition is not reproducible

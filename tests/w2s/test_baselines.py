@@ -117,3 +117,19 @@ def test_cli_errors_are_one_line(home_env: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: unknown method 'nonsense'")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_word_cosine_compares_the_answer_with_the_marked_word_alone(small_home: Settings) -> None:
+    from aar.w2s.models.cache import ArrayCache
+    from aar.w2s.models.encoder import EncoderModel, EncoderSpec, EncoderView, embed_texts, marked_word
+
+    spec = EncoderSpec(name="minilm", layers=1)
+    model = EncoderModel("binary", views=[EncoderView(spec, ("word_cosine",))], cache_dir=small_home.cache_dir)
+    prompts = ["We sat on the *Bank* of the river.", "No mark here."]
+    answers = ["sloping land beside water", "a financial institution"]
+    got = model.answer_features(prompts, answers)[:, 0]
+    cache = ArrayCache(small_home.cache_dir)
+    words = embed_texts(spec, ["bank", "No mark here."], cache)
+    want = (words * embed_texts(spec, answers, cache)).sum(1)
+    assert marked_word(prompts[0]) == "bank"
+    assert np.allclose(got, want, atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -12,12 +13,15 @@ import pytest
 from aar.config import Settings
 from aar.labels.card import load_card
 from aar.labels.store import load_labelled
+from aar.w2s.models.cache import ArrayCache
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, SPLITS, TestbedError, load_testbed
 from aar.w2s.testbeds.wordnet import _parse_gloss, find_lemma, read_exceptions, read_index, read_synsets
 from aar.w2s.testbeds.wordsense import (
     FREQUENT_RULE,
+    Candidate,
     build_wordsense,
     collect_candidates,
+    pair_negatives,
     salted_rng,
     split_by_word,
 )
@@ -136,6 +140,51 @@ def test_binary_wordsense_has_one_candidate(small_home: Settings) -> None:
     assert tb.format == "binary"
     assert all(it.answer_b is None for it in tb["test_ood"].items)
     tb.validate()
+
+
+def _candidate(i: int, pos: str = "n") -> Candidate:
+    topic = ["a river", "money", "a game", "music", "the weather", "cooking", "a ship", "law"][i % 8]
+    return Candidate(
+        pos,
+        f"word{i}",
+        f"{i:08d}",
+        f"They talked about *word{i}* and {topic}.",
+        f"a thing {i} that concerns {topic}",
+        0,
+        ((f"another sense of word{i}", 1),),
+    )
+
+
+def test_binary_negatives_are_other_false_items_true_definitions_each_shown_once(small_home: Settings) -> None:
+    cands = [_candidate(i, "n" if i < 40 else "v") for i in range(60)]
+    flags = np.arange(60) % 2
+    out, matched = pair_negatives(cands, flags, np.random.default_rng(0), ArrayCache(small_home.cache_dir))
+    assert len(out) == 60 and matched.sum() >= 56
+    by_def = {c.true_def: c for c in cands}
+    shown = [c.distractor for c, y, m in zip(out, flags, matched, strict=True) if y == 0 and m]
+    assert len(shown) == len(set(shown))  # each donor definition is shown once
+    for c, y, m in zip(out, flags, matched, strict=True):
+        if y == 1 or not m:
+            assert c.distractor == ""
+            continue
+        donor = by_def[c.distractor]
+        assert donor.word != c.word and donor.pos == c.pos  # another word, same part of speech
+        assert flags[cands.index(donor)] == 0  # a false item's definition, never shown as true
+
+
+def test_binary_definition_counts_and_texts_do_not_reveal_labels(small_home: Settings) -> None:
+    """The attacks that broke earlier designs: how often a definition appears, and the definition alone."""
+    from aar.labels.card import answer_only_rule
+
+    tb = build_wordsense("binary", "salt-2", cache_dir=small_home.cache_dir, max_cases=1500)
+    public = [it for name in PUBLIC_SPLITS for it in tb[name].items]
+    counts = Counter(it.answer_a for it in public)
+    for name in PUBLIC_SPLITS:
+        y = tb[name].require_labels()
+        once = np.array([counts[it.answer_a] == 1 for it in tb[name].items])
+        acc = float((once == (y == 1)).mean())
+        assert max(acc, 1 - acc) < 0.58, (name, acc)
+    assert answer_only_rule("binary", tb["strong_train"], tb["test_id"]) < 0.58
 
 
 @pytest.mark.parametrize("name", ["../etc", "/abs", "a/b", "", ".hidden"])

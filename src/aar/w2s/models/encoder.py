@@ -26,7 +26,7 @@ from aar.w2s.progress import progress_bar
 from aar.w2s.testbeds.base import Format
 
 DEFAULT_ENCODER = "minilm"
-FEATURE_KINDS = ("joint", "product", "cosine", "answer", "target_product", "target_cosine")
+FEATURE_KINDS = ("joint", "product", "cosine", "answer", "target_product", "target_cosine", "word_cosine")
 _MARK = re.compile(r"\*([^*]+)\*")
 
 
@@ -63,6 +63,12 @@ class EncoderSpec:
     def cache_id(self) -> dict:
         pool = "mean-norm" if self.pool == "mean" else "target-norm"
         return {"name": self.name, "layers": self.layers, "max_length": self.max_length, "pool": pool}
+
+
+def marked_word(text: str) -> str:
+    """The word marked ``*like this*`` in ``text``, lowercased; the whole text when nothing is marked."""
+    found = _MARK.search(text)
+    return found.group(1).lower() if found else text
 
 
 def _target_mask(text: str, offsets: list[tuple[int, int]], attention: list[int]) -> list[int]:
@@ -163,7 +169,9 @@ class EncoderModel(FeatureModel):
     Features per (prompt, answer) and view: ``joint`` = embedding of "prompt answer", ``product`` =
     prompt ⊙ answer embeddings, ``cosine`` = their cosine, ``answer`` = the answer's embedding alone,
     ``target_product`` / ``target_cosine`` = the same with the contextual embedding of the prompt's
-    marked word instead of the whole prompt. Several views (e.g. MPNet and MiniLM) are concatenated.
+    marked word instead of the whole prompt, ``word_cosine`` = the cosine of the answer with the marked
+    word embedded alone, out of context (which lets a head ask whether the answer is about this word
+    at all). Several views (e.g. MPNet and MiniLM) are concatenated.
     """
 
     name = "encoder"
@@ -189,9 +197,11 @@ class EncoderModel(FeatureModel):
         cols: list[np.ndarray] = []
         for view in self.views:
             ep, ea = self.embed(prompts, view.spec), self.embed(answers, view.spec)
-            et = self.embed(prompts, replace(view.spec, pool="target")) if any(
-                k.startswith("target") for k in view.features
-            ) else None
+            et = (
+                self.embed(prompts, replace(view.spec, pool="target"))
+                if any(k.startswith("target") for k in view.features)
+                else None
+            )
             for kind in view.features:
                 if kind == "joint":
                     cols.append(self.embed([f"{p} {a}" for p, a in zip(prompts, answers, strict=True)], view.spec))
@@ -205,6 +215,9 @@ class EncoderModel(FeatureModel):
                     cols.append(et * ea)
                 elif kind == "target_cosine" and et is not None:
                     cols.append((et * ea).sum(1, keepdims=True))
+                elif kind == "word_cosine":
+                    ew = self.embed([marked_word(p) for p in prompts], view.spec)
+                    cols.append((ew * ea).sum(1, keepdims=True))
         return np.concatenate(cols, axis=1).astype(np.float64)
 
     def zero_shot(self, items):  # type: ignore[no-untyped-def]

@@ -37,6 +37,23 @@ ENCODER_STRONG = ModelSpec(
         "C": 0.1,
     },
 )
+# Binary verification pair. Weak: the first MiniLM layer, with the marked word's contextual embedding
+# (it can tell a little whether a definition is about the word). Strong: MPNet and MiniLM features
+# including how close the definition is to the marked word out of context and in context.
+VERIFY_WEAK = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine", "target_cosine"]})
+VERIFY_STRONG = ModelSpec(
+    backend="encoder",
+    options={
+        "views": [
+            {"name": "mpnet", "features": ["product", "cosine", "answer", "target_cosine", "word_cosine"]},
+            {
+                "name": "minilm",
+                "features": ["joint", "product", "cosine", "target_product", "target_cosine", "word_cosine"],
+            },
+        ],
+        "C": 0.3,
+    },
+)
 # The published setup for the real testbeds (needs a GPU and network).
 PAPER_WEAK = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen1.5-0.5B-Chat"})
 PAPER_STRONG = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen3-4B-Base"})
@@ -111,8 +128,8 @@ REGISTRY: dict[str, TestbedEntry] = {
             True,
             "WordNet word-sense verification (True/False), nouns+verbs ID, adjectives OOD",
             _wordsense("binary"),
-            ENCODER_WEAK,
-            ENCODER_STRONG,
+            VERIFY_WEAK,
+            VERIFY_STRONG,
             WORDNET_SOURCES,
         ),
         TestbedEntry(
@@ -198,9 +215,7 @@ def testbed_name(name: str) -> str:
     return name
 
 
-def build_testbed(
-    name: str, salt: str = "", max_items: int | None = None, settings: Settings | None = None
-) -> Testbed:
+def build_testbed(name: str, salt: str = "", max_items: int | None = None, settings: Settings | None = None) -> Testbed:
     """Build (not write) a labelled testbed by registry name or ``jsonl:PATH``, every random choice from ``salt``.
 
     ``aar testbed prepare`` always passes the testbed's secret salt; the empty default gives a

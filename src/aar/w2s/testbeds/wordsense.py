@@ -2,21 +2,30 @@
 
 Each item shows a sentence from a WordNet gloss example with the target word marked (``*bank*``) and
 asks which definition fits the word as used there. ``wordsense`` (pairwise): A/B = the true sense's
-definition vs. another sense of the same word. ``wordsense-verify`` (binary): one definition, true
-or another sense's.
+definition vs. another sense of the same word. ``wordsense-verify`` (binary): one definition, either
+the word's true sense in this sentence or a definition of another word's sense.
 
 Construction (every random choice draws from the testbed's secret salt, so re-running this code
 without the salt reproduces neither the items kept, the distractors, the A/B order nor the splits):
 - supply: every gloss example of every synset, matched to one of the synset's lemmas in any inflected
   form (WordNet's ``*.exc`` lists and morphy rules), one item per sentence; ID = nouns, verbs and
   adverbs, OOD = adjectives;
-- one distractor per item, another sense of the same word, chosen so that "the longer definition is
-  correct" and "the more frequent sense (lower WordNet sense number) is correct" each hold for exactly
-  half of the items (re-balanced after filtering);
-- adversarial filtering: 22% (ID) / 20% (OOD) of the items are removed, drawn from those the strong
-  encoder's (MPNet) sentence–definition cosine gets right, so the strong model's zero-shot rule leaves
-  room; on OOD an item the weak encoder's cosine gets wrong is 1.4 times as likely to go, which keeps
-  the weak supervisor above chance off its training distribution;
+- pairwise: one distractor per item, another sense of the same word, chosen so that "the longer
+  definition is correct" and "the more frequent sense (lower WordNet sense number) is correct" each
+  hold for exactly half of the items (re-balanced after filtering); then adversarial filtering:
+  22% (ID) / 20% (OOD) of the items are removed, drawn from those the strong encoder's (MPNet)
+  sentence–definition cosine gets right, so the strong model's zero-shot rule leaves room; on OOD an
+  item the weak encoder's cosine gets wrong is 1.4 times as likely to go, which keeps the weak
+  supervisor above chance off its training distribution;
+- binary: half the items (balanced within each split and difficulty level) are flagged false; a
+  false item shows the true definition of another false item of the same part of speech (ID and OOD
+  pooled separately), each used once and never in its own item, so how often a definition text
+  appears does not depend on the label and the definition alone tells nothing. The donor is matched
+  to the true definition in what a verifier could use without the task: of the 10 definitions whose
+  MiniLM similarity to the sentence (raw cosine, and cosine minus the definition's mean cosine to all
+  sentences) is closest to the true definition's, one of the 3 closest in length. The word's own
+  senses and near-copies of the true definition (MiniLM cosine > 0.8) are excluded; no adversarial
+  filter. The verifier has to tell whether the definition is about the marked word as used here;
 - splits are grouped by word: no word appears in two splits; the small ``weak_train`` split trains
   the weak model on the trusted side and is never published, only the weak model's outputs are;
 - A/B order (or True/False) is balanced within every difficulty level (difficulty = how many senses
@@ -30,7 +39,9 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +53,7 @@ from aar.w2s.testbeds.wordnet import find_lemma, read_exceptions, read_index, re
 ID_POS: tuple[str, ...] = ("n", "v", "r")
 OOD_POS: tuple[str, ...] = ("a",)
 SIZES = {"test_id": 6600, "weak_train": 600}  # strong_train takes the rest of the ID pool (about 8,300)
+VERIFY_SIZES = {"test_id": 8000, "weak_train": 2000}  # binary: no filter, strong_train about 10,900
 OOD_SIZE = 8500
 DROP = {"id": 0.22, "ood": 0.20}
 WEAK_BIAS = {"id": 0.0, "ood": 0.4}
@@ -165,6 +177,98 @@ def adversarial_filter(
     return [c for i, c in enumerate(cands) if i not in drop]
 
 
+MATCH_WINDOW, MATCH_PICK, NEAR_COPY = 30, 5, 0.8
+
+
+MATCH_WINDOW, MATCH_PICK, NEAR_COPY = 10, 3, 0.8
+MATCH_WEIGHTS = {"minilm": (1.0, 1.0), "mpnet": (0.0, 0.0)}  # encoder: (raw, centred) weight
+
+
+def _match_distance(
+    group: Sequence[Candidate], rows: np.ndarray, cache: ArrayCache | None, embedded: dict[str, tuple]
+) -> np.ndarray:
+    """Distance of every group definition from each row's true definition, in similarity to the row's sentence.
+
+    Two similarities per encoder of ``MATCH_WEIGHTS``, each scaled by its spread over true pairs: the
+    raw cosine, and the cosine minus the definition's mean cosine to the group's sentences (a "hub"
+    definition is close to every sentence; matching only raw cosine would let a verifier flag false
+    candidates by their hubness). ``embedded`` caches each encoder's arrays across calls.
+    """
+    total = np.zeros((len(rows), len(group)))
+    for name, (w_raw, w_centred) in MATCH_WEIGHTS.items():
+        if not (w_raw or w_centred):
+            continue
+        if name not in embedded:
+            spec = EncoderSpec(name=name)
+            ctx = embed_texts(spec, [c.context for c in group], cache)
+            true = embed_texts(spec, [c.true_def for c in group], cache)
+            hub = true @ ctx.mean(axis=0)
+            own = (ctx * true).sum(1)
+            embedded[name] = (ctx, true, hub, own, max(float(own.std()), 1e-6), max(float((own - hub).std()), 1e-6))
+        ctx, true, hub, own, raw_sd, centred_sd = embedded[name]
+        raw = ctx[rows] @ true.T
+        total += w_raw * np.abs(raw - own[rows, None]) / raw_sd
+        total += w_centred * np.abs((raw - hub) - (own - hub)[rows, None]) / centred_sd
+    return total
+
+
+def pair_negatives(
+    cands: Sequence[Candidate], flags: np.ndarray, rng: np.random.Generator, cache: ArrayCache | None
+) -> tuple[list[Candidate], np.ndarray]:
+    """Binary: give each candidate flagged false the true definition of another flagged-false candidate.
+
+    Each flagged-false candidate's true definition is shown at most once, as another item's false
+    candidate, and never in its own item; so how often a definition text appears does not depend on
+    the labels, and nothing in a definition alone tells true from false. The pick, per part of speech
+    and in a salted order: of the ``MATCH_WINDOW`` unused definitions closest to the true definition
+    in similarity to the sentence (``_match_distance``), one of the ``MATCH_PICK`` closest in length;
+    the word's own senses and near-copies of the true definition (MiniLM cosine > ``NEAR_COPY``) are
+    skipped. Returns the candidates (false ones with their distractor) and which ones were matched.
+    """
+    out = list(cands)
+    matched = np.ones(len(cands), dtype=bool)
+    for pos in sorted({c.pos for c in cands}):
+        neg = [i for i, c in enumerate(cands) if c.pos == pos and flags[i] == 0]
+        if not neg:
+            continue
+        group = [cands[i] for i in neg]
+        true = embed_texts(EncoderSpec(name="minilm"), [c.true_def for c in group], cache)
+        lengths = np.array([len(c.true_def) for c in group])
+        used = np.zeros(len(neg), dtype=bool)
+        embedded: dict[str, tuple] = {}
+        order = rng.permutation(len(neg))
+        for start in range(0, len(order), 512):
+            rows = order[start : start + 512]
+            distance = _match_distance(group, rows, cache, embedded)
+            for k, row in enumerate(rows):
+                c = group[row]
+                own = {c.true_def, *(d for d, _ in c.others)}
+                allowed = (
+                    j
+                    for j in np.argsort(distance[k], kind="stable")
+                    if not used[j] and group[j].true_def not in own and float(true[j] @ true[row]) <= NEAR_COPY
+                )
+                window = list(islice(allowed, MATCH_WINDOW))
+                if not window:
+                    matched[neg[row]] = False
+                    continue
+                by_length = sorted(window, key=lambda j: (abs(int(lengths[j]) - len(c.true_def)), j))[:MATCH_PICK]
+                pick = by_length[int(rng.integers(len(by_length)))]
+                used[pick] = True
+                out[neg[row]] = replace(c, distractor=group[pick].true_def, distractor_rank=group[pick].rank)
+    return out, matched
+
+
+def level_flags(cands: Sequence[Candidate], rng: np.random.Generator) -> tuple[list[Candidate], np.ndarray]:
+    """The candidates ordered by difficulty level, with 0/1 flags balanced within every level."""
+    by_level: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        by_level[_difficulty(c.n_senses)].append(c)
+    ordered = [c for level in sorted(by_level) for c in by_level[level]]
+    parts = [rng.permutation(len(by_level[level])) % 2 for level in sorted(by_level)]
+    return ordered, (np.concatenate(parts).astype(int) if parts else np.zeros(0, dtype=int))
+
+
 def _difficulty(n_senses: int) -> str:
     return "2-3 senses" if n_senses <= 3 else ("4-7 senses" if n_senses <= 7 else "8+ senses")
 
@@ -172,32 +276,40 @@ def _difficulty(n_senses: int) -> str:
 FREQUENT_RULE = "more frequent WordNet sense is correct (needs the label source)"
 
 
-def to_split(cands: Sequence[Candidate], fmt: Format, rng: np.random.Generator, salt: str) -> tuple[Split, float]:
-    """Items with salted ids, labels balanced within each difficulty level, in a salted order.
+def to_split(
+    cands: Sequence[Candidate],
+    flags: np.ndarray,
+    fmt: Format,
+    rng: np.random.Generator,
+    salt: str,
+    matched: np.ndarray | None = None,
+) -> tuple[Split, float]:
+    """Items with salted ids and the given labels (``flags``), in a salted order.
+
+    ``matched`` (binary) marks false items left without a false candidate: they are dropped, with as
+    many true ones, so the labels stay balanced.
 
     Also returns the accuracy of the sense-order rule (pairwise: prefer the lower sense number;
     binary: "true" iff the shown sense is the word's first), symmetrised to max(acc, 1 - acc).
     """
-    by_level: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        by_level[_difficulty(c.n_senses)].append(c)
+    if matched is not None and not matched.all():
+        keep = matched.copy()
+        positives = np.flatnonzero(flags == 1)
+        n_drop = min(int((~matched).sum()), len(positives))
+        keep[rng.choice(positives, size=n_drop, replace=False)] = False
+        cands, flags = [c for c, k in zip(cands, keep, strict=True) if k], flags[keep]
     items, labels, levels, rule = [], [], [], []
-    for level in sorted(by_level):
-        group = by_level[level]
-        flags = rng.permutation(len(group)) % 2
-        for c, y in zip(group, flags, strict=True):
-            uid = "ws-" + hashlib.sha256(f"{salt}|{c.pos}|{c.sense}|{c.context}".encode()).hexdigest()[:12]
-            if fmt == "pairwise":
-                a, b = (c.distractor, c.true_def) if y == 1 else (c.true_def, c.distractor)
-                items.append(Item(uid, c.context, a, b))
-            else:
-                items.append(Item(uid, c.context, c.true_def if y == 1 else c.distractor))
-            labels.append(int(y))
-            levels.append(level)
-            if fmt == "pairwise":
-                rule.append(c.rank < c.distractor_rank)
-            else:
-                rule.append((c.rank if y == 1 else c.distractor_rank) == 0)
+    for c, y in zip(cands, flags, strict=True):
+        uid = "ws-" + hashlib.sha256(f"{salt}|{c.pos}|{c.sense}|{c.context}".encode()).hexdigest()[:12]
+        if fmt == "pairwise":
+            a, b = (c.distractor, c.true_def) if y == 1 else (c.true_def, c.distractor)
+            items.append(Item(uid, c.context, a, b))
+            rule.append(c.rank < c.distractor_rank)
+        else:
+            items.append(Item(uid, c.context, c.true_def if y == 1 else c.distractor))
+            rule.append((c.rank if y == 1 else c.distractor_rank) == 0)
+        labels.append(int(y))
+        levels.append(_difficulty(c.n_senses))
     order = rng.permutation(len(items))
     split = Split([items[i] for i in order], np.array(labels)[order], [levels[i] for i in order])
     hits = np.array(rule, dtype=float) if fmt == "pairwise" else (np.array(rule) == np.array(labels)).astype(float)
@@ -226,6 +338,24 @@ def split_by_word(
     return out
 
 
+def _binary_splits(
+    assigned: dict[str, list[Candidate]], rng: np.random.Generator, salt: str, cache: ArrayCache | None
+) -> dict[str, tuple[Split, float]]:
+    """Flag each split's candidates (balanced per level), pair false candidates within ID and within OOD."""
+    flagged = {s: level_flags(cands, rng) for s, cands in assigned.items()}
+    paired: dict[str, tuple[list[Candidate], np.ndarray, np.ndarray]] = {}
+    for names in ([s for s in flagged if s != "test_ood"], [s for s in flagged if s == "test_ood"]):
+        pooled = [c for s in names for c in flagged[s][0]]
+        flags = np.concatenate([flagged[s][1] for s in names]) if names else np.zeros(0, dtype=int)
+        with_negatives, matched = pair_negatives(pooled, flags, rng, cache)
+        start = 0
+        for s in names:
+            n = len(flagged[s][0])
+            paired[s] = (with_negatives[start : start + n], flagged[s][1], matched[start : start + n])
+            start += n
+    return {s: to_split(c, f, "binary", rng, salt, m) for s, (c, f, m) in paired.items()}
+
+
 def salted_rng(salt: str, purpose: str) -> np.random.Generator:
     """A generator seeded by the secret salt and a purpose string (independent streams per purpose)."""
     return np.random.default_rng(salted_seed(f"{salt}|{purpose}"))
@@ -244,9 +374,9 @@ def build_wordsense(
 ) -> Testbed:
     """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification).
 
-    ``salt`` is the testbed's secret: every random choice draws from it. ``filter_encoder`` is the
-    strong encoder whose zero-shot cosine rule the adversarial filter works against; ``drop`` the
-    share of items it removes per group. ``max_cases`` caps the candidate pool per group (small
+    ``salt`` is the testbed's secret: every random choice draws from it. Pairwise only:
+    ``filter_encoder`` is the strong encoder whose zero-shot cosine rule the adversarial filter works
+    against; ``drop`` the share of items it removes per group. ``max_cases`` caps the candidate pool per group (small
     builds for tests); ``sizes`` overrides the ``test_id`` / ``weak_train`` sizes.
     """
     rates = {**DROP, **(drop or {})}
@@ -258,22 +388,32 @@ def build_wordsense(
         cands = [c for pos in poses for c in collect_candidates(pos, root)]
         if max_cases is not None:
             cands = [cands[i] for i in sorted(rng.permutation(len(cands))[:max_cases])]
-        cands = choose_distractors(cands, rng)
-        cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group], WEAK_BIAS[group])
-        pools[group] = balance_priors(cands, rng)
+        if fmt == "pairwise":
+            cands = choose_distractors(cands, rng)
+            cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group], WEAK_BIAS[group])
+            pools[group] = balance_priors(cands, rng)
+        else:
+            pools[group] = cands  # false candidates are paired within each split (``to_split``)
     rng = salted_rng(salt, "splits")
     n_id = len(pools["id"])
-    want = sizes or (SIZES if max_cases is None else {"test_id": int(0.3 * n_id), "weak_train": int(0.15 * n_id)})
+    full_sizes = SIZES if fmt == "pairwise" else VERIFY_SIZES
+    want = sizes or (full_sizes if max_cases is None else {"test_id": int(0.3 * n_id), "weak_train": int(0.15 * n_id)})
     assigned = split_by_word(pools["id"], want, "strong_train", rng)
     assigned["test_ood"] = split_by_word(pools["ood"], {"test_ood": ood_size}, None, rng)["test_ood"]
-    built = {s: to_split(cands, fmt, rng, salt) for s, cands in assigned.items()}
-    meta = {
+    if fmt == "pairwise":
+        built = {s: to_split(*level_flags(cands, rng), fmt, rng, salt) for s, cands in assigned.items()}
+    else:
+        built = _binary_splits(assigned, rng, salt, cache)
+    meta: dict[str, Any] = {
         "source": "builtin",
         "description": "WordNet word-sense " + ("choice (A/B)" if fmt == "pairwise" else "verification (True/False)"),
         "construction": __doc__,
         "data": "WordNet 3.0 (Princeton University), Debian package wordnet-base",
-        "adversarial_filter": {"encoder": filter_encoder, "drop": rates, "weak_bias": WEAK_BIAS},
     }
+    if fmt == "pairwise":
+        meta["adversarial_filter"] = {"encoder": filter_encoder, "drop": rates, "weak_bias": WEAK_BIAS}
+    else:
+        meta["negatives"] = {"matched_on": "minilm cosine, length", "window": MATCH_WINDOW, "pick": MATCH_PICK}
     return Testbed(
         name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"),
         fmt,
