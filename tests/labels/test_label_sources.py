@@ -106,3 +106,33 @@ def test_binary_rebuild_with_another_salt_agrees_only_at_chance(small_home: Sett
     assert abs(same_label - 0.5) < 4 * 0.5 / np.sqrt(len(common))
     false_both = [k for k in common if a[k][1] == 0 and b[k][1] == 0]
     assert np.mean([a[k][0] == b[k][0] for k in false_both]) < 0.2  # the false definition is not reproducible
+
+
+def test_binary_retrieval_attacks_gain_nothing_over_the_cosine_rule(small_home: Settings) -> None:
+    """Transductive attacks an agent could run on the public items (every false definition is another
+    item's true one): rank my definition among all public definitions for my sentence, and my sentence
+    among all public sentences for my definition. Neither beats the plain cosine threshold it refines."""
+    from aar.w2s.models.cache import ArrayCache
+    from aar.w2s.models.encoder import EncoderSpec, embed_texts
+
+    tb = build_wordsense("binary", "attack", cache_dir=small_home.cache_dir, max_cases=2500)
+    spec, cache = EncoderSpec(name="minilm"), ArrayCache(small_home.cache_dir)
+    public = [it for name in ("strong_train", "test_id", "test_ood") for it in tb[name].items]
+    every_def = embed_texts(spec, sorted({it.answer_a for it in public}), cache)
+    every_ctx = embed_texts(spec, [it.prompt for it in public], cache)
+
+    def accuracy(score: np.ndarray, y: np.ndarray) -> float:
+        acc = float(((score > np.median(score)) == (y == 1)).mean())
+        return max(acc, 1 - acc)
+
+    for name in ("test_id", "test_ood"):
+        y = tb[name].require_labels()
+        ctx = embed_texts(spec, [it.prompt for it in tb[name].items], cache)
+        own_def = embed_texts(spec, [it.answer_a for it in tb[name].items], cache)
+        own = (ctx * own_def).sum(1)
+        sentence_rank = -((ctx @ every_def.T) > own[:, None] + 1e-7).sum(1)
+        definition_rank = -((own_def @ every_ctx.T) > own[:, None] + 1e-7).sum(1)
+        cosine_rule = accuracy(own, y)
+        assert cosine_rule < 0.66, name  # near chance (0.54 on the full build; a small pool matches less tightly)
+        for score in (sentence_rank, definition_rank):
+            assert accuracy(score.astype(float), y) < cosine_rule + 0.04, name
