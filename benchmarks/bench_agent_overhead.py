@@ -43,12 +43,15 @@ def bench_proxy(n: int, tmp: Path) -> None:
     from fake_anthropic import Script, fake_messages_api
 
     from aar.agents.forward import tcp_to_unix
-    from aar.agents.proxy import ModelProxy
+    from aar.agents.providers.base import Price
+    from aar.agents.proxy import Meter, ModelProxy
     from aar.servicekit import serve_in_thread
 
     body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     script = Script([])
-    with serve_in_thread(fake_messages_api(script)) as upstream, ModelProxy(tmp / "m.sock", upstream, "k"):
+    with serve_in_thread(fake_messages_api(script)) as upstream, ModelProxy(
+        tmp / "m.sock", upstream, "k", Meter({"m": Price(input=3.0, output=15.0)})
+    ):
         port = free_port()
         loop = asyncio.new_event_loop()
         threading.Thread(target=lambda: loop.run_until_complete(tcp_to_unix(port, str(tmp / "m.sock"))),

@@ -12,6 +12,7 @@ from fake_anthropic import Script, fake_messages_api
 
 from aar.agents.base import Budget, read_trajectory
 from aar.agents.claude import PLACEHOLDER_KEY, ClaudeConfig
+from aar.agents.providers.base import Price
 from aar.agents.worker import WorkerConfig, run_worker, worker_dir
 from aar.hub.client import HubClient
 from aar.servicekit import serve_in_thread
@@ -22,13 +23,23 @@ SECRET = "sk-ant-real-SECRET-4e1d"
 TRAIN = ("python -c \"from aar.w2s.workbench import Workbench; wb = Workbench('wordsense'); "
          "h = wb.fit((wb.weak('strong_train') > 0.5).astype(float)); "
          "wb.save_predictions(wb.predict_tests(h), 'ideas/cc/predictions.jsonl'); print('trained')\"")
+# The agent bypasses the CLI and calls the model API itself: another model is refused, the pinned one is counted.
+DIRECT = ("python -c \"import json, os, urllib.request, urllib.error\n"
+          "for m in ('claude-opus-4-1', 'claude-test'):\n"
+          "    r = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages', method='POST', "
+          "data=json.dumps({'model': m, 'max_tokens': 5, 'messages': [{'role': 'user', 'content': 'hi'}]}).encode(), "
+          "headers={'content-type': 'application/json'})\n"
+          "    try: print(urllib.request.urlopen(r).status)\n"
+          "    except urllib.error.HTTPError as e: print(e.code)\"")
 
 
 def last_tool_text(body: dict[str, Any]) -> str:
-    for block in body["messages"][-1]["content"]:
-        if isinstance(block, dict) and block.get("type") == "tool_result":
-            content = block.get("content")
-            return content if isinstance(content, str) else "".join(c.get("text", "") for c in content or [])
+    """The newest tool result (with a dollar budget the CLI appends a system note after it)."""
+    for message in reversed(body["messages"]):
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                content = block.get("content")
+                return content if isinstance(content, str) else "".join(c.get("text", "") for c in content or [])
     return ""
 
 
@@ -48,6 +59,8 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
         {"text": "Looking around.", "tool_calls": [{"name": "Bash", "input": {
             "command": "env | grep -c sk-ant-real || true; ls", "description": "look"}}]},
         {"text": "Training.", "tool_calls": [{"name": "Bash", "input": {"command": TRAIN, "description": "train"}}]},
+        {"text": "Calling the API myself.", "tool_calls": [{"name": "Bash", "input": {
+            "command": DIRECT, "description": "direct"}}]},
         {"text": "Notes.", "tool_calls": [{"name": "Write", "input": {
             "file_path": str(ws / "NOTEBOOK.md"), "content": "# Notebook\n\n- vanilla via Claude Code\n"}}]},
         {"text": "Submitting.", "tool_calls": [{"name": "mcp__aar__submit_predictions", "input": {
@@ -59,8 +72,9 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     with serve_in_thread(fake_messages_api(script)) as upstream:
         cfg = WorkerConfig(kind="claude", team="t-claude", worker="w-claude", testbed="wordsense",
                            hub_url=live.hub_url, eval_url=live.eval_url,
-                           budget=Budget(wall_s=600, submissions=5, sessions=1),
-                           claude=ClaudeConfig(model="claude-test", upstream=upstream, max_turns=12))
+                           budget=Budget(wall_s=600, submissions=5, sessions=1, dollars=5.0),
+                           claude=ClaudeConfig(model="claude-test", upstream=upstream, max_turns=14,
+                                               prices={"claude-test": Price(input=3.0, output=15.0)}))
         result = run_worker(cfg, token, live.settings)
     assert script.turns == [], "the CLI did not play the whole script"
     keys = {r["headers"].get("x-api-key") for r in script.requests}
@@ -70,11 +84,15 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     results = [s for s in steps if s.type == "tool_result"]
     assert results[0].data["name"] == "Bash" and results[0].data["result"].splitlines()[0] == "0"
     assert "trained" in results[1].data["result"]
+    assert results[2].data["result"].split() == ["403", "200"]  # other model refused; pinned one served
     assert (ws / "NOTEBOOK.md").read_text().startswith("# Notebook")
     subs = [s for s in steps if s.type == "submission"]
     assert len(subs) == 1
-    cost = [s for s in steps if s.type == "message" and s.data.get("role") == "result"]
-    assert cost and cost[0].cost_usd > 0 and cost[0].tokens > 0
+    charged = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy"]
+    assert len(charged) == 1 and charged[0].cost_usd > 0 and charged[0].tokens > 0
+    assert charged[0].data["calls"] == len(script.requests)  # every upstream call counted, the agent's own too
+    assert charged[0].data["refused"] == 1
+    assert not any(s.cost_usd for s in steps if s.data.get("role") == "result")  # the SDK's figure is a note
     retries = [s for s in steps if s.type == "error" and "retry" in s.data.get("error", "")]
     assert len(retries) == 2
     with HubClient(live.hub_url, token) as hub:

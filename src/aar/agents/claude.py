@@ -8,12 +8,15 @@ unix sockets are bound in, and nothing else leaves the sandbox:
 
 * the model-API proxy (:mod:`aar.agents.proxy`), reached through an in-sandbox TCP forwarder at
   ``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``; it injects the real key (the CLI holds a placeholder)
-  and forwards only the model routes upstream;
+  and forwards only the model routes upstream, for the pinned models only, counting what every call
+  costs and refusing calls once the worker's dollar budget is spent (an agent that calls the proxy
+  itself, bypassing the CLI, is counted and capped the same way);
 * the worker's MCP endpoint (:class:`aar.agents.forward.CommandSocket` running ``aar mcp`` with the
   worker's token), which the CLI reaches through a stdio bridge configured as its ``aar`` MCP server.
 
 Each session starts a fresh CLI conversation from the shared Jinja prompt (appended to Claude Code's
-own system prompt). Cost and tokens come from the SDK's result message (``total_cost_usd``, usage).
+own system prompt). Cost and tokens are the proxy's count (:class:`aar.agents.proxy.Meter`); the SDK's
+own figures (``total_cost_usd``) are recorded next to them for comparison.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from aar.agents.base import Budget, Researcher, jsonable
 from aar.agents.forward import CommandSocket
 from aar.agents.llm import KICKOFF, render_prompt
-from aar.agents.proxy import ModelProxy
+from aar.agents.providers.base import DEFAULT_PRICES, Price, price_for
+from aar.agents.proxy import Meter, ModelProxy
 from aar.agents.tools import shorten, truncate
 from aar.sandbox import Sandbox, get_sandbox
 from aar.sandbox.bwrap import BwrapSandbox
@@ -49,6 +53,14 @@ class ClaudeConfig(BaseModel):
     api_key_env: str = "ANTHROPIC_API_KEY"
     port: int = Field(default=18080, ge=1024, le=65535, description="The forwarder's port inside the sandbox.")
     cli_path: Path | None = Field(default=None, description="Claude Code binary (default: the SDK's bundled one).")
+    allowed_models: list[str] = Field(default_factory=list, description="Models allowed besides `model`.")
+    prices: dict[str, Price] = Field(default_factory=dict, description="USD per million tokens, by model id or prefix "
+                                     "(added to the defaults; needed for a model they do not price).")
+
+    def model_prices(self) -> dict[str, Price | None]:
+        """Each allowed model with its price (None where neither the config nor the defaults price it)."""
+        table = {**DEFAULT_PRICES, **self.prices}
+        return {m: price_for(m, table) for m in dict.fromkeys([self.model, *self.allowed_models])}
 
 
 def bundled_cli() -> Path:
@@ -75,6 +87,7 @@ class ClaudeResearcher(Researcher):
                                                    "model": config.model})
         if not api_key:
             raise ValueError(f"no API key for the claude researcher: set {config.api_key_env}")
+        Meter(config.model_prices(), budget.dollars)  # fails now, not mid-run, if a budgeted model has no price
         self.sandbox, self.sandbox_kind, self.testbed, self.config = sandbox, sandbox_kind, testbed, config
         self.mcp_argv, self.mcp_env, self.api_key = mcp_argv, mcp_env, api_key
         self.direction, self.brief = direction, brief
@@ -94,6 +107,9 @@ class ClaudeResearcher(Researcher):
                 "env": sandbox_env(sandbox, {
                     "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{self.config.port}",
                     "ANTHROPIC_API_KEY": PLACEHOLDER_KEY, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                    # the CLI's background calls use the pinned model too (the proxy refuses others)
+                    "ANTHROPIC_SMALL_FAST_MODEL": self.config.model,
+                    "ANTHROPIC_DEFAULT_HAIKU_MODEL": self.config.model,
                     "DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"})}
         launch = self.home / "claude-launch.json"
         launch.write_text(json.dumps(spec))
@@ -104,15 +120,24 @@ class ClaudeResearcher(Researcher):
         return script
 
     async def _session(self, number: int) -> bool:
+        model_sock, mcp_sock = self.home / "model.sock", self.home / "mcp.sock"
+        left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
+        meter = Meter(self.config.model_prices(), left)
+        try:
+            await self._converse(number, model_sock, mcp_sock, meter, left)
+        finally:  # the proxy's count is the charge, whatever the CLI reported or however the session ended
+            self.charge(tokens=meter.tokens, dollars=meter.dollars, role="proxy", calls=meter.calls,
+                        refused=meter.refused)
+        return True
+
+    async def _converse(self, number: int, model_sock: Path, mcp_sock: Path, meter: Meter, left: float | None) -> None:
         from claude_agent_sdk import ClaudeAgentOptions, query
 
-        model_sock, mcp_sock = self.home / "model.sock", self.home / "mcp.sock"
         cfg = self.sandbox.config
         owner = (cfg.uid, cfg.gid) if os.geteuid() == 0 else None  # as root the sandbox runs as cfg.uid
-        with ModelProxy(model_sock, self.config.upstream, self.api_key, owner) as proxy, \
+        with ModelProxy(model_sock, self.config.upstream, self.api_key, meter, owner) as proxy, \
                 CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env, owner):
             sandbox = get_sandbox(self.sandbox_kind, cfg.model_copy(update={"sockets": [model_sock, mcp_sock]}))
-            left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
             options = ClaudeAgentOptions(
                 cli_path=str(self._launcher(sandbox, model_sock)), cwd=str(sandbox.workspace),
                 permission_mode="bypassPermissions", model=self.config.model, max_turns=self.config.max_turns,
@@ -122,10 +147,11 @@ class ClaudeResearcher(Researcher):
                                      "args": ["-m", "aar.agents.forward", "stdio", str(mcp_sock)]}},
                 max_budget_usd=left, stderr=lambda line: None)
             names: dict[str, str] = {}
-            async for message in query(prompt=KICKOFF, options=options):
-                self.record(message, names)
-            self.proxy_seconds += proxy.stats
-        return True
+            try:
+                async for message in query(prompt=KICKOFF, options=options):
+                    self.record(message, names)
+            finally:
+                self.proxy_seconds += proxy.stats
 
     def record(self, message: Any, names: dict[str, str]) -> None:
         """One SDK message into the trajectory (and submissions, cost and tokens where it carries them)."""
@@ -152,9 +178,10 @@ class ClaudeResearcher(Researcher):
             usage = message.usage or {}
             tokens = sum(int(usage.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                                                            "cache_creation_input_tokens"))
-            self.charge(tokens=tokens, dollars=float(message.total_cost_usd or 0.0), role="result",
-                        turns=message.num_turns, stop_reason=getattr(message, "stop_reason", None),
-                        is_error=message.is_error, duration_ms=message.duration_ms)
+            self.trajectory.append("message", role="result", sdk_tokens=tokens,  # not a charge: see "proxy"
+                                   sdk_cost_usd=float(message.total_cost_usd or 0.0), turns=message.num_turns,
+                                   stop_reason=getattr(message, "stop_reason", None), is_error=message.is_error,
+                                   duration_ms=message.duration_ms)
         elif kind == "SystemMessage" and message.subtype == "api_retry":
             self.trajectory.append("error", error=f"model API retry: {message.data.get('error_status')} "
                                                   f"{message.data.get('error')}", attempt=message.data.get("attempt"))
