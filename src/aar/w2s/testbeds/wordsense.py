@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -177,39 +177,28 @@ def adversarial_filter(
     return [c for i, c in enumerate(cands) if i not in drop]
 
 
-MATCH_WINDOW, MATCH_PICK, NEAR_COPY = 30, 5, 0.8
-
-
 MATCH_WINDOW, MATCH_PICK, NEAR_COPY = 10, 3, 0.8
-MATCH_WEIGHTS = {"minilm": (1.0, 1.0), "mpnet": (0.0, 0.0)}  # encoder: (raw, centred) weight
+MATCH_ENCODER = EncoderSpec(name="minilm")
 
 
-def _match_distance(
-    group: Sequence[Candidate], rows: np.ndarray, cache: ArrayCache | None, embedded: dict[str, tuple]
-) -> np.ndarray:
-    """Distance of every group definition from each row's true definition, in similarity to the row's sentence.
+def _match_distance(ctx: np.ndarray, true: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """For given rows: the distance of every group definition from the row's true definition, in
+    similarity to the row's sentence (``ctx`` and ``true``: the group's sentence and true-definition
+    embeddings).
 
-    Two similarities per encoder of ``MATCH_WEIGHTS``, each scaled by its spread over true pairs: the
-    raw cosine, and the cosine minus the definition's mean cosine to the group's sentences (a "hub"
-    definition is close to every sentence; matching only raw cosine would let a verifier flag false
-    candidates by their hubness). ``embedded`` caches each encoder's arrays across calls.
+    Two similarities, each scaled by its spread over true pairs: the raw cosine, and the cosine minus
+    the definition's mean cosine to the group's sentences (a "hub" definition is close to every
+    sentence; matching only raw cosine would let a verifier flag false candidates by their hubness).
     """
-    total = np.zeros((len(rows), len(group)))
-    for name, (w_raw, w_centred) in MATCH_WEIGHTS.items():
-        if not (w_raw or w_centred):
-            continue
-        if name not in embedded:
-            spec = EncoderSpec(name=name)
-            ctx = embed_texts(spec, [c.context for c in group], cache)
-            true = embed_texts(spec, [c.true_def for c in group], cache)
-            hub = true @ ctx.mean(axis=0)
-            own = (ctx * true).sum(1)
-            embedded[name] = (ctx, true, hub, own, max(float(own.std()), 1e-6), max(float((own - hub).std()), 1e-6))
-        ctx, true, hub, own, raw_sd, centred_sd = embedded[name]
+    hub = true @ ctx.mean(axis=0)
+    own = (ctx * true).sum(1)
+    raw_sd, centred_sd = max(float(own.std()), 1e-6), max(float((own - hub).std()), 1e-6)
+
+    def distance(rows: np.ndarray) -> np.ndarray:
         raw = ctx[rows] @ true.T
-        total += w_raw * np.abs(raw - own[rows, None]) / raw_sd
-        total += w_centred * np.abs((raw - hub) - (own - hub)[rows, None]) / centred_sd
-    return total
+        return np.abs(raw - own[rows, None]) / raw_sd + np.abs((raw - hub) - (own - hub)[rows, None]) / centred_sd
+
+    return distance
 
 
 def pair_negatives(
@@ -232,14 +221,15 @@ def pair_negatives(
         if not neg:
             continue
         group = [cands[i] for i in neg]
-        true = embed_texts(EncoderSpec(name="minilm"), [c.true_def for c in group], cache)
+        ctx = embed_texts(MATCH_ENCODER, [c.context for c in group], cache)
+        true = embed_texts(MATCH_ENCODER, [c.true_def for c in group], cache)
         lengths = np.array([len(c.true_def) for c in group])
         used = np.zeros(len(neg), dtype=bool)
-        embedded: dict[str, tuple] = {}
+        distance_from = _match_distance(ctx, true)
         order = rng.permutation(len(neg))
         for start in range(0, len(order), 512):
             rows = order[start : start + 512]
-            distance = _match_distance(group, rows, cache, embedded)
+            distance = distance_from(rows)
             for k, row in enumerate(rows):
                 c = group[row]
                 own = {c.true_def, *(d for d, _ in c.others)}
@@ -376,8 +366,8 @@ def build_wordsense(
 
     ``salt`` is the testbed's secret: every random choice draws from it. Pairwise only:
     ``filter_encoder`` is the strong encoder whose zero-shot cosine rule the adversarial filter works
-    against; ``drop`` the share of items it removes per group. ``max_cases`` caps the candidate pool per group (small
-    builds for tests); ``sizes`` overrides the ``test_id`` / ``weak_train`` sizes.
+    against; ``drop`` the share of items it removes per group. ``max_cases`` caps the candidate pool
+    per group (small builds for tests); ``sizes`` overrides the ``test_id`` / ``weak_train`` sizes.
     """
     rates = {**DROP, **(drop or {})}
     cache = ArrayCache(cache_dir) if cache_dir else None
@@ -393,7 +383,7 @@ def build_wordsense(
             cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group], WEAK_BIAS[group])
             pools[group] = balance_priors(cands, rng)
         else:
-            pools[group] = cands  # false candidates are paired within each split (``to_split``)
+            pools[group] = cands  # false candidates are paired after the split (``_binary_splits``)
     rng = salted_rng(salt, "splits")
     n_id = len(pools["id"])
     full_sizes = SIZES if fmt == "pairwise" else VERIFY_SIZES
@@ -413,7 +403,11 @@ def build_wordsense(
     if fmt == "pairwise":
         meta["adversarial_filter"] = {"encoder": filter_encoder, "drop": rates, "weak_bias": WEAK_BIAS}
     else:
-        meta["negatives"] = {"matched_on": "minilm cosine, length", "window": MATCH_WINDOW, "pick": MATCH_PICK}
+        meta["negatives"] = {
+            "matched_on": "minilm cosine (raw and hub-centred), length",
+            "window": MATCH_WINDOW,
+            "pick": MATCH_PICK,
+        }
     return Testbed(
         name or ("wordsense" if fmt == "pairwise" else "wordsense-verify"),
         fmt,
