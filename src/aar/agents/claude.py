@@ -122,15 +122,15 @@ class ClaudeResearcher(Researcher):
     async def _session(self, number: int) -> bool:
         model_sock, mcp_sock = self.home / "model.sock", self.home / "mcp.sock"
         left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
-        meter = Meter(self.config.model_prices(), left)
+        meter = Meter(self.config.model_prices(), limit=left)
         try:
-            await self._converse(number, model_sock, mcp_sock, meter, left)
+            await self._converse(number, model_sock, mcp_sock, meter)
         finally:  # the proxy's count is the charge, whatever the CLI reported or however the session ended
             self.charge(tokens=meter.tokens, dollars=meter.dollars, role="proxy", calls=meter.calls,
                         refused=meter.refused)
         return True
 
-    async def _converse(self, number: int, model_sock: Path, mcp_sock: Path, meter: Meter, left: float | None) -> None:
+    async def _converse(self, number: int, model_sock: Path, mcp_sock: Path, meter: Meter) -> None:
         from claude_agent_sdk import ClaudeAgentOptions, query
 
         cfg = self.sandbox.config
@@ -145,7 +145,7 @@ class ClaudeResearcher(Researcher):
                                "append": render_prompt(sandbox, number, self.testbed, self.direction, self.brief)},
                 mcp_servers={"aar": {"type": "stdio", "command": sys.executable,
                                      "args": ["-m", "aar.agents.forward", "stdio", str(mcp_sock)]}},
-                max_budget_usd=left, stderr=lambda line: None)
+                max_budget_usd=meter.limit, stderr=lambda line: None)
             names: dict[str, str] = {}
             try:
                 async for message in query(prompt=KICKOFF, options=options):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aar.agents.providers.base import ChatProvider, ProviderError, ToolCall, ToolSpec, Turn
+from aar.agents.providers.base import ChatProvider, ProviderError, ToolCall, ToolSpec, Turn, import_sdk
 
 
 class AnthropicProvider(ChatProvider):
@@ -18,13 +18,9 @@ class AnthropicProvider(ChatProvider):
     def __init__(self, model: str, api_key: str, base_url: str | None = None, max_retries: int = 4,
                  timeout: float = 600.0) -> None:
         super().__init__(model)
-        try:
-            import anthropic
-        except ImportError as exc:
-            raise ProviderError("the anthropic provider needs the SDK: pip install 'aar[agents]'") from exc
-        self._sdk = anthropic
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries,
-                                          timeout=timeout)
+        self._sdk = import_sdk("anthropic")
+        self.client = self._sdk.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries,
+                                              timeout=timeout)
 
     def complete(self, system: str, messages: list[dict[str, Any]], tools: list[ToolSpec],
                  max_tokens: int = 4096) -> Turn:

@@ -10,7 +10,9 @@ wire format. Providers retry rate limits and overload themselves (the SDKs' back
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -73,6 +75,14 @@ def price_for(model: str, prices: dict[str, Price]) -> Price | None:
         return prices[model]
     matches = [k for k in prices if model.startswith(k)]
     return prices[max(matches, key=len)] if matches else None
+
+
+def import_sdk(module: str) -> ModuleType:
+    """The provider's official SDK, or a ProviderError that says which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ProviderError(f"the {module} provider needs the SDK: pip install 'aar[agents]'") from exc
 
 
 class ChatProvider(abc.ABC):

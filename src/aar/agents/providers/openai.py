@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aar.agents.providers.base import ChatProvider, ProviderError, ToolCall, ToolSpec, Turn
+from aar.agents.providers.base import ChatProvider, ProviderError, ToolCall, ToolSpec, Turn, import_sdk
 
 
 class OpenAIProvider(ChatProvider):
@@ -18,13 +18,9 @@ class OpenAIProvider(ChatProvider):
     def __init__(self, model: str, api_key: str, base_url: str | None = None, max_retries: int = 4,
                  timeout: float = 600.0) -> None:
         super().__init__(model)
-        try:
-            import openai
-        except ImportError as exc:
-            raise ProviderError("the openai provider needs the SDK: pip install 'aar[agents]'") from exc
-        self._sdk = openai
-        self.client = openai.OpenAI(api_key=api_key or "none", base_url=base_url, max_retries=max_retries,
-                                    timeout=timeout)
+        self._sdk = import_sdk("openai")
+        self.client = self._sdk.OpenAI(api_key=api_key or "none", base_url=base_url, max_retries=max_retries,
+                                         timeout=timeout)
 
     def complete(self, system: str, messages: list[dict[str, Any]], tools: list[ToolSpec],
                  max_tokens: int = 4096) -> Turn:
