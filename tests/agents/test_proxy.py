@@ -3,12 +3,17 @@ dollar cap, a bound on calls in flight; the key is added on the host and never r
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fake_anthropic import Script, fake_messages_api
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 from aar.agents.providers.base import Price
 from aar.agents.proxy import MAX_IN_FLIGHT, Meter, ModelProxy, read_usage
@@ -95,3 +100,48 @@ def test_usage_is_read_from_streams_and_json_bodies() -> None:
     meter.in_flight = 1
     meter.settle("m", read_usage(stream))
     assert meter.dollars == pytest.approx(((7 + 1.25 * 20 + 0.1 * 100) * 3.0 + 30 * 15.0) / 1e6)
+
+
+def stalling_upstream(received: list[bytes]) -> FastAPI:
+    """A Messages API whose stream sends its text at once and its final usage event (30,000 output
+    tokens) only after a pause; it records the raw request bodies."""
+    app = FastAPI()
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> StreamingResponse:
+        received.append(await request.body())
+
+        async def stream() -> AsyncIterator[str]:
+            yield 'data: {"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}}\n\n'
+            for _ in range(20):
+                yield 'data: {"type": "content_block_delta", "delta": {"text": "' + "x" * 200 + '"}}\n\n'
+            await asyncio.sleep(3)
+            yield 'data: {"type": "message_delta", "usage": {"output_tokens": 30000}}\n\n'
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    return app
+
+
+def test_the_upstream_gets_the_body_that_was_checked_and_a_hang_up_is_charged_in_full(tmp_path: Path) -> None:
+    """Two attacks: a second "model" key that another JSON parser might prefer, and reading the text
+    then hanging up before the final usage event (which carried the real output count)."""
+    received: list[bytes] = []
+    meter = Meter({"m": PRICE}, limit=10.0)
+    raw = b'{"model": "claude-opus-4-1", "model": "m", "max_tokens": 32000, "stream": true, "messages": []}'
+    with serve_in_thread(stalling_upstream(received)) as url, ModelProxy(tmp_path / "m.sock", url, "k", meter):
+        transport = httpx.HTTPTransport(uds=str(tmp_path / "m.sock"))
+        with httpx.Client(transport=transport, base_url="http://proxy") as client:
+            with client.stream("POST", "/v1/messages", content=raw) as resp:
+                got = 0
+                for chunk in resp.iter_raw():
+                    got += len(chunk)
+                    if got > 3000:
+                        break  # the text is in; leave before the usage event
+        deadline = time.monotonic() + 20
+        while meter.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert json.loads(received[0]) == {"model": "m", "max_tokens": 32000, "stream": True, "messages": []}
+    assert received[0].count(b'"model"') == 1
+    assert meter.calls == 1 and meter.in_flight == 0
+    assert meter.dollars == pytest.approx((10 * 3.0 + 32000 * 15.0) / 1e6)  # max_tokens, the most it could cost

@@ -9,8 +9,9 @@ Each forwarded call is timed, so the closing note can report the proxy's overhea
 
 The proxy is also where spending is counted, because an agent can call it directly (``curl`` from
 its shell reaches the same forwarder as the CLI). A :class:`Meter` pins the models a worker may use
-(others get 403 before anything leaves the host), reads the token usage of every response (the
-``message_start`` / ``message_delta`` events of a stream, or a JSON body's ``usage``), prices it, and
+(others get 403 before anything leaves the host; the body forwarded is the one checked, re-encoded),
+reads the token usage of every response (the ``message_start`` / ``message_delta`` events of a
+stream, or a JSON body's ``usage``; a response cut off early counts its ``max_tokens``), prices it, and
 refuses new calls once the session's dollar cap is spent. At most ``MAX_IN_FLIGHT`` calls run at
 once, so the cap is overshot by no more than the calls already running when it is reached.
 """
@@ -142,12 +143,17 @@ def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> 
         if route not in ALLOWED:
             return JSONResponse({"error": f"{request.method} /{path} is not a model route"}, status_code=403)
         body = await request.body()
-        model = None
+        model, max_output = None, 0
         if request.method == "POST":
             try:
-                model = json.loads(body).get("model")
+                payload = json.loads(body)
+                model = payload.get("model")
             except (ValueError, AttributeError):
                 return _refusal(400, "invalid_request_error", "the request body is not a JSON object")
+            max_output = payload.get("max_tokens") if isinstance(payload.get("max_tokens"), int) else 0
+            # forward exactly what was checked: a body with two "model" keys would otherwise let the
+            # upstream's JSON parser pick another model than the one priced here
+            body = json.dumps(payload).encode()
             if path == "v1/messages/count_tokens":  # free, but pinned to the allowed models too
                 if not meter.allows(model):
                     return _refusal(403, "permission_error", f"model {model!r} is not allowed for this worker")
@@ -173,7 +179,10 @@ def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> 
         if request.method == "HEAD":
             await resp.aclose()
             return Response(status_code=resp.status_code, headers=out_headers)
-        chunks = _metered(resp, meter, str(model)) if metered else _passthrough(resp)
+        if metered:
+            chunks = _metered(resp, meter, str(model), max_output if resp.status_code == 200 else 0)
+        else:
+            chunks = _passthrough(resp)
         return StreamingResponse(chunks, status_code=resp.status_code, headers=out_headers)
 
     return app
@@ -187,16 +196,26 @@ async def _passthrough(resp: httpx.Response) -> AsyncIterator[bytes]:
         await resp.aclose()
 
 
-async def _metered(resp: httpx.Response, meter: Meter, model: str) -> AsyncIterator[bytes]:
-    """Stream the response through while keeping a copy; charge its usage when it ends (or is cut off)."""
+async def _metered(resp: httpx.Response, meter: Meter, model: str, max_output: int) -> AsyncIterator[bytes]:
+    """Stream the response through while keeping a copy; charge its usage when it ends.
+
+    A stream the reader hangs up on before its end lacks the final usage event (a client could read
+    the text and leave before it): it is charged for ``max_output`` output tokens, the most the
+    request could have produced.
+    """
     kept = bytearray()
+    finished = False
     try:
         async for chunk in resp.aiter_raw():
             if len(kept) < MAX_METERED_BYTES:
                 kept += chunk
             yield chunk
+        finished = True
     finally:
-        meter.settle(model, read_usage(bytes(kept)))
+        usage = read_usage(bytes(kept))
+        if not finished:
+            usage["output_tokens"] = max(usage.get("output_tokens", 0), max_output)
+        meter.settle(model, usage)
         await resp.aclose()
 
 
