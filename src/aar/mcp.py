@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -25,14 +26,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.client import HubClient, HubError
 from aar.hub.models import MAX_BODY_CHARS, METHOD_FAMILIES, FindingIn, FindingKind
-from aar.hub.snapshots import (
-    DEFAULT_EXCLUDES,
-    SnapshotError,
-    extract_tarball,
-    pack_workspace,
-    resolve_inside,
-)
+from aar.hub.snapshots import DEFAULT_EXCLUDES, SnapshotError, extract_tarball, pack_workspace
 from aar.hub.sync import FindingsSync, finding_filename, headline_pgr
+from aar.sandbox.files import open_dir_beneath, read_beneath, relative_parts
 
 MAX_PREDICTIONS_FILE = 64 * 2**20
 SHA256 = r"^[0-9a-f]{64}$"
@@ -105,16 +101,17 @@ def _tool(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_predictions(path: Path) -> dict[str, float]:
-    """Read ``{item_id: P(label 1)}`` from JSON (the mapping, or ``{"predictions": mapping}``) or JSONL
-    (one ``{"id": ..., "prob": ...}`` per line; ``p`` / ``prediction`` also accepted)."""
-    if not path.is_file():
-        raise ToolFailure(f"predictions file {path.name!r} does not exist")
-    if path.stat().st_size > MAX_PREDICTIONS_FILE:
-        raise ToolFailure(f"predictions file is over {MAX_PREDICTIONS_FILE} bytes")
-    text = path.read_text()
+def load_predictions(workspace: Path, rel: str) -> dict[str, float]:
+    """Read ``{item_id: P(label 1)}`` from a workspace file: JSON (the mapping, or ``{"predictions":
+    mapping}``) or JSONL (one ``{"id": ..., "prob": ...}`` per line; ``p`` / ``prediction`` also accepted).
+
+    The file is opened beneath the workspace without following any link, must be a regular file of
+    at most ``MAX_PREDICTIONS_FILE`` bytes, and is read once through that descriptor.
+    """
+    raw = read_beneath(workspace, rel, MAX_PREDICTIONS_FILE)
     try:
-        if path.suffix == ".jsonl":
+        text = raw.decode()
+        if rel.endswith(".jsonl"):
             out: dict[str, Any] = {}
             for n, line in enumerate(text.splitlines(), 1):
                 if line.strip():
@@ -126,7 +123,7 @@ def load_predictions(path: Path) -> dict[str, float]:
         else:
             data = json.loads(text)
             out = data.get("predictions", data) if isinstance(data, dict) else data
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ToolFailure(f"predictions file is not valid JSON: {exc}") from None
     if not isinstance(out, dict):
         raise ToolFailure("predictions must be an object {item_id: probability}")
@@ -157,16 +154,13 @@ class WorkerTools:
             return None
         return root / f"sync-{hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]}.json"
 
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.workspace).as_posix() or "."
-
     def submit_predictions(self, testbed: Testbed, predictions: Predictions = None,
                            predictions_file: WorkspacePath | None = None, seed: Seed = None,
                            note: Note = None, snapshot_id: SnapshotId | None = None) -> dict[str, Any]:
         if (predictions is None) == (predictions_file is None):
             raise ToolFailure("give exactly one of predictions (inline) or predictions_file (workspace path)")
         if predictions_file is not None:
-            predictions = load_predictions(resolve_inside(self.workspace, predictions_file))
+            predictions = load_predictions(self.workspace, predictions_file)
         sub = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
         out = sub.model_dump(mode="json")
         try:
@@ -212,8 +206,11 @@ class WorkerTools:
     def upload_snapshot(self, note: SnapshotNote = "", parent_id: SnapshotId | None = None,
                         finding_id: FindingId | None = None, path: WorkspacePath = ".",
                         exclude: Excludes = None) -> dict[str, Any]:
-        root = resolve_inside(self.workspace, path)
-        packed = pack_workspace(root, DEFAULT_EXCLUDES + tuple(exclude or ()))
+        root_fd = open_dir_beneath(self.workspace, path)
+        try:
+            packed = pack_workspace(root_fd, DEFAULT_EXCLUDES + tuple(exclude or ()))
+        finally:
+            os.close(root_fd)
         meta = self.hub.upload_snapshot(packed.data, note=note, parent_id=parent_id, finding_id=finding_id)
         return {**meta.model_dump(mode="json"), "skipped": packed.skipped[:50]}
 
@@ -222,9 +219,9 @@ class WorkerTools:
         return {"snapshots": [s.model_dump(mode="json") for s in self.hub.snapshots(worker, limit)]}
 
     def download_snapshot(self, snapshot_id: SnapshotId, target: WorkspacePath | None = None) -> dict[str, Any]:
-        dest = resolve_inside(self.workspace, target or f"snapshots/{snapshot_id[:12]}")
-        files = extract_tarball(self.hub.download_snapshot(snapshot_id), dest, self.workspace)
-        return {"snapshot_id": snapshot_id, "target": self._rel(dest), "files": len(files),
+        dest = "/".join(relative_parts(target or f"snapshots/{snapshot_id[:12]}", allow_root=True)) or "."
+        files = extract_tarball(self.hub.download_snapshot(snapshot_id), Path(dest), self.workspace)
+        return {"snapshot_id": snapshot_id, "target": dest, "files": len(files),
                 "sample": sorted(files)[:20]}
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from aar.sandbox.files import UnsafePathError, relative_parts, walk_dirs
+
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", "node_modules", ".mypy_cache",
     ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", "cache", "data", "datasets",
@@ -85,18 +87,21 @@ def _read_fd(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def pack_workspace(root: Path, excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
+def pack_workspace(root: Path | int, excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
                    limits: SnapshotLimits = SnapshotLimits()) -> PackResult:
     """Tar and gzip the regular files under ``root`` deterministically (same content, same sha256).
+
+    ``root`` is a folder the caller trusts, or a directory descriptor (not closed here): host code
+    packing an agent's folder opens it with :func:`aar.sandbox.files.open_dir_beneath` and passes the
+    descriptor, so no path is resolved by name after the walk.
 
     Symlinks, special files, excluded names and files over the per-file cap are skipped and listed.
     Every directory and file is opened once, relative to its parent's descriptor, with ``O_NOFOLLOW``,
     and what was opened is checked with ``fstat`` and read through that descriptor: a file swapped for
     a symlink while packing is skipped, never followed. Raises ``SnapshotError`` over the caps.
     """
-    root = Path(root)
     try:
-        root_fd = os.open(root, DIR_FLAGS)
+        root_fd = os.dup(root) if isinstance(root, int) else os.open(root, DIR_FLAGS)
     except OSError:
         raise SnapshotError(f"{root} is not a directory") from None
     files: dict[str, tuple[bytes, int]] = {}
@@ -283,28 +288,13 @@ def check_tarball(fileobj: IO[bytes], limits: SnapshotLimits = SnapshotLimits())
     return info
 
 
-def _open_dirs(root_fd: int, parts: list[str], create: bool) -> int:
-    """A descriptor of ``root/parts...``, walked with ``O_NOFOLLOW`` (made when ``create``); caller closes."""
-    fd = os.dup(root_fd)
-    for part in parts:
-        if create:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o755, dir_fd=fd)
-        try:
-            nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
-        finally:
-            os.close(fd)
-        fd = nxt
-    return fd
-
-
 def _write_tree(data: bytes, into_fd: int, limits: SnapshotLimits) -> list[str]:
     """Write every member into a fresh directory (files created with ``O_EXCL``: nothing pre-exists)."""
     written: list[str] = []
     for m, name, src in iter_members(io.BytesIO(data), limits):
         parts = name.split("/")
         dirs, leaf = (parts[:-1], parts[-1]) if src is not None else (parts, None)
-        dfd = _open_dirs(into_fd, dirs, create=True)
+        dfd = walk_dirs(into_fd, dirs, create=True)
         try:
             if leaf is None or src is None:
                 continue
@@ -321,22 +311,24 @@ def _write_tree(data: bytes, into_fd: int, limits: SnapshotLimits) -> list[str]:
 
 def extract_tarball(data: bytes, target: Path, workspace: Path,
                     limits: SnapshotLimits = SnapshotLimits()) -> list[str]:
-    """Restore a snapshot into ``target``, which must lie inside ``workspace``; returns the files written.
+    """Restore a snapshot into ``target`` (relative to ``workspace``); returns the files written.
 
     All or nothing: the whole archive is checked, then written into a fresh hidden directory inside
     ``target``; only when every file is written are its top-level entries swapped into ``target`` by
     ``rename`` (an existing entry of the same name, file, directory or symlink, is moved aside and
     deleted, never written through: no hard link or symlink in the target can redirect a write).
-    Every directory is opened with ``O_NOFOLLOW`` relative to its parent, starting at the workspace.
+    Every directory is opened with ``O_NOFOLLOW`` relative to its parent, starting at the workspace;
+    ``target`` is checked lexically (no ``..``, not absolute), never resolved by name.
     """
-    ws = Path(workspace).resolve()
-    dest = resolve_inside(ws, target)
+    try:
+        rel_parts = relative_parts(target, allow_root=True)
+    except UnsafePathError as exc:
+        raise SnapshotError(str(exc)) from None
     check_tarball(io.BytesIO(data), limits)
-    rel_parts = list(dest.relative_to(ws).parts)
-    ws_fd = os.open(ws, DIR_FLAGS)
+    ws_fd = os.open(workspace, DIR_FLAGS)
     try:
         try:
-            dest_fd = _open_dirs(ws_fd, rel_parts, create=True)
+            dest_fd = walk_dirs(ws_fd, rel_parts, create=True)
         except OSError as exc:
             raise SnapshotError(f"cannot restore into {str(target)!r} (a symlink or a file is in the way?): "
                                 f"{exc.strerror}") from None
@@ -370,12 +362,3 @@ def extract_tarball(data: bytes, target: Path, workspace: Path,
         os.close(dest_fd)
     return written
 
-
-def resolve_inside(workspace: Path, target: Path | str) -> Path:
-    """``target`` (relative to ``workspace`` unless absolute) resolved; ``SnapshotError`` if it leaves it."""
-    ws = Path(workspace).resolve()
-    t = Path(target)
-    full = (t if t.is_absolute() else ws / t).resolve()
-    if full != ws and ws not in full.parents:
-        raise SnapshotError(f"target {str(target)!r} is outside the workspace")
-    return full

@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import re
-import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 from aar.hub.client import HubClient
 from aar.hub.models import Finding
+from aar.sandbox.files import replace_at
 
 log = logging.getLogger(__name__)
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -106,18 +106,7 @@ def render_finding(f: Finding) -> str:
 
 def write_at(dir_fd: int, name: str, text: str) -> None:
     """Replace ``name`` in the directory ``dir_fd`` atomically, never following a symlink."""
-    if "/" in name or name in ("", ".", ".."):
-        raise ValueError(f"not a plain file name: {name!r}")
-    tmp = f".tmp-{secrets.token_hex(8)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644, dir_fd=dir_fd)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
+    replace_at(dir_fd, name, text.encode("utf-8"))
 
 
 class FindingsSync:

@@ -11,29 +11,47 @@ workspace (a host-side mistake: the inode is readable whatever the path); ``bwra
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import stat
 from pathlib import Path, PurePosixPath
 
 from aar.sandbox.base import SandboxError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_CAP = 64 << 20  # the most bytes a host-side read of an agent's file takes, unless the caller says less
 
 
-def _parts(rel: str | Path) -> list[str]:
-    p = PurePosixPath(rel)
-    if p.is_absolute():
-        raise SandboxError(f"{rel}: workspace paths are relative")
+class UnsafePathError(SandboxError, ValueError):
+    """A workspace path that leaves the workspace, meets a link, or names something not allowed."""
+
+
+def relative_parts(rel: str | Path, *, allow_root: bool = False) -> list[str]:
+    """The components of a workspace-relative path, checked lexically (nothing on disk is looked at).
+
+    Raises ``UnsafePathError`` for an absolute path or a ``..`` component ("outside the workspace"),
+    and for the workspace itself unless ``allow_root``.
+    """
+    p = PurePosixPath(str(rel))
     parts = [x for x in p.parts if x not in ("", ".")]
-    if not parts or ".." in parts:
-        raise SandboxError(f"{rel}: not a path inside the workspace")
+    if p.is_absolute() or ".." in parts:
+        raise UnsafePathError(f"{str(rel)!r} is outside the workspace (give a path relative to it)")
+    if not parts and not allow_root:
+        raise UnsafePathError(f"{str(rel)!r}: not a file inside the workspace")
     return parts
 
 
-def _open_parent(root: Path, parts: list[str], create: bool, owner: tuple[int, int] | None) -> int:
-    fd = os.open(root, _DIR_FLAGS)
+def walk_dirs(dir_fd: int, parts: list[str], *, create: bool = False,
+              owner: tuple[int, int] | None = None) -> int:
+    """A new descriptor of ``dir_fd/parts...``: each component opened with ``O_NOFOLLOW`` from its parent.
+
+    A symlink anywhere on the way, or one swapped in while walking, fails the call (``OSError``);
+    nothing is resolved by name. With ``create``, missing folders are made (owned by ``owner``).
+    """
+    fd = os.dup(dir_fd)
     try:
-        for name in parts[:-1]:
+        for name in parts:
             if create:
                 try:
                     os.mkdir(name, 0o755, dir_fd=fd)
@@ -45,47 +63,96 @@ def _open_parent(root: Path, parts: list[str], create: bool, owner: tuple[int, i
             os.close(fd)
             fd = nxt
         return fd
-    except OSError as exc:
+    except BaseException:
         os.close(fd)
-        raise SandboxError(f"{'/'.join(parts)}: {exc.strerror} (links are not followed)") from None
+        raise
 
 
-def read_beneath(root: Path, rel: str | Path) -> bytes:
-    """Read ``root/rel`` without following any symlink; only regular files."""
-    parts = _parts(rel)
+def open_dir_beneath(root: Path, rel: str | Path = ".", *, create: bool = False,
+                     owner: tuple[int, int] | None = None) -> int:
+    """A descriptor of the folder ``root/rel`` (``root`` itself for ``"."``), never through a link."""
+    parts = relative_parts(rel, allow_root=True)
+    root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        return walk_dirs(root_fd, parts, create=create, owner=owner)
+    except OSError as exc:
+        raise UnsafePathError(f"{str(rel)!r}: {exc.strerror} (a link or a file is in the way? links are "
+                              "not followed)") from None
+    finally:
+        os.close(root_fd)
+
+
+def _open_parent(root: Path, parts: list[str], create: bool, owner: tuple[int, int] | None) -> int:
+    return open_dir_beneath(root, "/".join(parts[:-1]) or ".", create=create, owner=owner)
+
+
+def read_beneath(root: Path, rel: str | Path, max_bytes: int = READ_CAP) -> bytes:
+    """Read ``root/rel`` without following any symlink; only regular files of at most ``max_bytes``.
+
+    FIFOs and devices are refused without blocking (opened ``O_NONBLOCK``, checked with ``fstat``),
+    and a file that grows past the cap while being read is refused too.
+    """
+    parts = relative_parts(rel)
     dfd = _open_parent(root, parts, create=False, owner=None)
     try:
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY,
+                     dir_fd=dfd)
     except OSError as exc:
-        raise SandboxError(f"{rel}: {exc.strerror} (links are not followed)") from None
+        raise UnsafePathError(f"{rel}: {exc.strerror} (links are not followed)") from None
     finally:
         os.close(dfd)
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SandboxError(f"{rel}: not a regular file")
-        return f.read()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"{rel}: not a regular file")
+        if st.st_size > max_bytes:
+            raise UnsafePathError(f"{rel}: {st.st_size} bytes; the cap is {max_bytes}")
+        data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise UnsafePathError(f"{rel}: over the cap of {max_bytes} bytes")
+        return data
 
 
 def write_beneath(root: Path, rel: str | Path, data: bytes, owner: tuple[int, int] | None) -> None:
     """Write ``root/rel`` (parents created) without following symlinks; chown to ``owner``."""
-    parts = _parts(rel)
+    parts = relative_parts(rel)
     dfd = _open_parent(root, parts, create=True, owner=owner)
     try:  # no O_TRUNC yet: a planted FIFO must not block us, a hard link must not be truncated
         fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                      0o644, dir_fd=dfd)
     except OSError as exc:
-        raise SandboxError(f"{rel}: {exc.strerror} (links are not followed)") from None
+        raise UnsafePathError(f"{rel}: {exc.strerror} (links are not followed)") from None
     finally:
         os.close(dfd)
     with os.fdopen(fd, "wb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-            raise SandboxError(f"{rel}: not a regular file with a single link; not written")
+            raise UnsafePathError(f"{rel}: not a regular file with a single link; not written")
         os.set_blocking(fd, True)
         os.ftruncate(fd, 0)
         if owner:
             os.fchown(fd, *owner)
         f.write(data)
+
+
+def replace_at(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``name`` in the directory ``dir_fd`` atomically, never following a symlink.
+
+    A new file (``O_EXCL | O_NOFOLLOW``, random name) is written, then renamed over ``name``: a
+    symlink, FIFO or hard link planted at ``name`` is itself replaced, never written through.
+    """
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"not a plain file name: {name!r}")
+    tmp = f".tmp-{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 def disk_usage(root: Path) -> int:

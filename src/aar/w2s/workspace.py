@@ -10,12 +10,16 @@ Building is idempotent: the notebook, findings and ideas of an earlier session a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aar.config import Settings, get_settings
+from aar.sandbox.files import open_dir_beneath, replace_at, walk_dirs
 from aar.w2s.features import export_features
 from aar.w2s.testbeds.base import load_testbed, public_dir
 
@@ -88,43 +92,61 @@ def build_workspace(root: Path, testbed: str, settings: Settings | None = None) 
     tb = load_testbed(testbed, settings)
     export_features(testbed, settings=settings)
     root.mkdir(parents=True, exist_ok=True)
-    for sub in ("findings", "ideas"):
-        if (root / sub).is_symlink():  # an agent's link out of the workspace is never followed by the host
-            (root / sub).unlink()
-        (root / sub).mkdir(exist_ok=True)
     sizes = ", ".join(f"{s} {len(tb[s])}" for s in tb.splits)
     data_dir = public_dir(testbed, settings).resolve()
-    _write_file(root / "README.md", AGENT_README.format(
-        testbed=testbed, format=tb.format, format_help=FORMAT_HELP[tb.format], sizes=sizes,
-        data_dir=data_dir, notebook=NOTEBOOK))
-    notebook = root / NOTEBOOK
-    if notebook.is_symlink() or not notebook.is_file():
-        _write_file(notebook, f"# Notebook ({testbed})\n\nNothing tried yet.\n")
-    _copy_library(root / "library")
+    readme = AGENT_README.format(testbed=testbed, format=tb.format, format_help=FORMAT_HELP[tb.format],
+                                 sizes=sizes, data_dir=data_dir, notebook=NOTEBOOK)
+    # The folder may be the agent's from an earlier session: every write walks from its descriptor
+    # and replaces what is there (a planted link is removed, never followed).
+    root_fd = open_dir_beneath(root)
+    try:
+        for sub in ("findings", "ideas"):
+            if not _is(root_fd, sub, stat.S_ISDIR):
+                _remove(root_fd, sub)
+                os.mkdir(sub, 0o755, dir_fd=root_fd)
+        replace_at(root_fd, "README.md", readme.encode())
+        if not _is(root_fd, NOTEBOOK, stat.S_ISREG):
+            _remove(root_fd, NOTEBOOK)
+            replace_at(root_fd, NOTEBOOK, f"# Notebook ({testbed})\n\nNothing tried yet.\n".encode())
+        _copy_library(root_fd)
+    finally:
+        os.close(root_fd)
     return WorkspaceInfo(root.resolve(), testbed, [data_dir])
 
 
-def _write_file(path: Path, text: str) -> None:
-    """Replace ``path`` with a new regular file (a symlink planted there is removed, never followed)."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+def _is(dir_fd: int, name: str, kind: Callable[[int], bool]) -> bool:
+    try:
+        return kind(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
-def _copy_library(dest: Path) -> None:
-    """Copy the method library's source (read to learn, copy to change); replaced on every build."""
+def _remove(dir_fd: int, name: str) -> None:
+    """Remove ``name`` (a folder's tree, a file or a link itself) from ``dir_fd``; absent is fine."""
+    if _is(dir_fd, name, stat.S_ISDIR):
+        shutil.rmtree(name, dir_fd=dir_fd)  # fd-based: never follows a link inside
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+
+
+def _copy_library(root_fd: int) -> None:
+    """Copy the method library's source into ``library/`` (read to learn, copy to change); replaced on
+    every build, each file written beneath the workspace descriptor."""
     import aar.w2s
 
     src = Path(aar.w2s.__file__).parent
-    if dest.is_symlink() or dest.is_file():
-        dest.unlink()
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for name in LIBRARY_FILES:
-        path = src / name
-        if path.is_dir():
-            shutil.copytree(path, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(path, dest / name)
+    _remove(root_fd, "library")
+    files = [p for name in LIBRARY_FILES for p in ([src / name] if (src / name).is_file() else
+             sorted((src / name).rglob("*"))) if p.is_file() and "__pycache__" not in p.parts]
+    lib_fd = walk_dirs(root_fd, ["library"], create=True)
+    try:
+        for path in files:
+            rel = path.relative_to(src).parts
+            dir_fd = walk_dirs(lib_fd, list(rel[:-1]), create=True)
+            try:
+                replace_at(dir_fd, rel[-1], path.read_bytes())
+            finally:
+                os.close(dir_fd)
+    finally:
+        os.close(lib_fd)
