@@ -88,10 +88,13 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     assert (ws / "NOTEBOOK.md").read_text().startswith("# Notebook")
     subs = [s for s in steps if s.type == "submission"]
     assert len(subs) == 1
-    charged = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy"]
-    assert len(charged) == 1 and charged[0].cost_usd > 0 and charged[0].tokens > 0
-    assert charged[0].data["calls"] == len(script.requests)  # every upstream call counted, the agent's own too
-    assert charged[0].data["refused"] == 1
+    summary = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy"]
+    charged = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy_call"]
+    assert len(summary) == 1 and summary[0].cost_usd == 0  # a note: the calls themselves carry the charge
+    assert len(charged) == len(script.requests) == summary[0].data["calls"]  # each call charged as it settled
+    assert all(c.cost_usd > 0 and c.tokens > 0 for c in charged)
+    assert sum(c.cost_usd for c in charged) == pytest.approx(summary[0].data["session_cost_usd"], abs=1e-5)
+    assert summary[0].data["refused"] == 1
     assert not any(s.cost_usd for s in steps if s.data.get("role") == "result")  # the SDK's figure is a note
     retries = [s for s in steps if s.type == "error" and "retry" in s.data.get("error", "")]
     assert len(retries) == 2

@@ -51,7 +51,7 @@ def test_other_models_and_bad_bodies_are_refused_before_leaving_the_host(upstrea
         assert post(tmp_path / "m.sock", b"not json").status_code == 400
         assert post(tmp_path / "m.sock", [1, 2]).status_code == 400
     assert script.requests == []  # nothing reached the upstream
-    assert meter.refused == 1 and meter.calls == 0 and meter.dollars == 0
+    assert meter.refused == 3 and meter.calls == 0 and meter.dollars == 0  # the model, two bad bodies
 
 
 def test_streamed_and_plain_calls_are_metered_and_the_cap_stops_new_calls(upstream, tmp_path: Path) -> None:

@@ -122,13 +122,21 @@ class ClaudeResearcher(Researcher):
     async def _session(self, number: int) -> bool:
         model_sock, mcp_sock = self.home / "model.sock", self.home / "mcp.sock"
         left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
-        meter = Meter(self.config.model_prices(), limit=left)
+        # the proxy's count is the charge, whatever the CLI reports: each call lands in the trajectory as
+        # it settles, so a worker killed mid-session (SIGKILL, OOM) comes back with its spend on disk
+        meter = Meter(self.config.model_prices(), limit=left, on_charge=self._charge_call)
         try:
             await self._converse(number, model_sock, mcp_sock, meter)
-        finally:  # the proxy's count is the charge, whatever the CLI reported or however the session ended
-            self.charge(tokens=meter.tokens, dollars=meter.dollars, role="proxy", calls=meter.calls,
-                        refused=meter.refused)
+        finally:
+            self.trajectory.append("message", role="proxy", calls=meter.calls, refused=meter.refused,
+                                   betas_dropped=meter.betas_dropped, session_tokens=meter.tokens,
+                                   session_cost_usd=round(meter.dollars, 6))
         return True
+
+    def _charge_call(self, model: str, usage: dict[str, int], dollars: float) -> None:
+        tokens = sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                                "cache_read_input_tokens"))
+        self.charge(tokens=tokens, dollars=dollars, role="proxy_call", model=model)
 
     async def _converse(self, number: int, model_sock: Path, mcp_sock: Path, meter: Meter) -> None:
         from claude_agent_sdk import ClaudeAgentOptions, query

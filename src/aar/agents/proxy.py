@@ -5,23 +5,29 @@ The Claude Code CLI inside a sandbox holds only a placeholder key; its requests 
 key, and forwards **only** the model routes (``POST /v1/messages``, ``POST /v1/messages/count_tokens``,
 and ``GET /`` for the CLI's reachability check) to the configured upstream, streaming the response
 back. Anything else is refused with 403, so a sandboxed agent cannot use the key for other APIs.
-Each forwarded call is timed, so the closing note can report the proxy's overhead per turn.
+What a forwarded request may carry (body keys, client tools only, headers, betas) is the allow-list
+of :mod:`aar.agents.proxy_policy`; the body forwarded is the one checked, re-encoded. Request bodies
+are capped before they are read, and the server takes at most ``MAX_CONNECTIONS`` at once.
 
 The proxy is also where spending is counted, because an agent can call it directly (``curl`` from
 its shell reaches the same forwarder as the CLI). A :class:`Meter` pins the models a worker may use
-(others get 403 before anything leaves the host; the body forwarded is the one checked, re-encoded),
-reads the token usage of every response (the ``message_start`` / ``message_delta`` events of a
-stream, or a JSON body's ``usage``; a response cut off early counts its ``max_tokens``), prices it, and
-refuses new calls once the session's dollar cap is spent. At most ``MAX_IN_FLIGHT`` calls run at
-once, so the cap is overshot by no more than the calls already running when it is reached.
+(others get 403 before anything leaves the host), admits a call only when its **worst case** (its
+input, estimated from the body, at the dearest input rate, plus ``max_tokens`` at the output price)
+fits in what is left of the cap after the calls already in flight, reads the token usage of every
+response (the ``message_start`` / ``message_delta`` events of a stream, or a JSON body's ``usage``),
+prices it (prompt-cache writes at 1.25x or 2x for the 1-hour cache, reads at 0.1x, long-context
+rates past 200k prompt tokens), and hands each charge to ``on_charge`` as it settles, so a worker
+killed mid-session has its spend on disk. A reply whose usage cannot be read, or a stream cut off
+before its final usage event, is charged its worst case. At most ``MAX_IN_FLIGHT`` calls run at once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +37,34 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from aar.agents.providers.base import Price
+from aar.agents.proxy_policy import Refused, check_body, forward_headers
 
 ALLOWED = {("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"), ("GET", "/"), ("HEAD", "/")}
-DROP = {"host", "authorization", "x-api-key", "content-length", "connection", "accept-encoding"}
 MAX_IN_FLIGHT = 4
-CACHE_WRITE, CACHE_READ = 1.25, 0.1  # prompt-cache tokens, as multiples of the input price (Anthropic's)
+MAX_CONNECTIONS = 16
+MAX_REQUEST_BYTES = 32 << 20  # a Messages request body (a long conversation with images stays below)
 MAX_METERED_BYTES = 64 << 20  # a response is buffered up to this size to read its usage
+CACHE_WRITE, CACHE_WRITE_1H, CACHE_READ = 1.25, 2.0, 0.1  # prompt-cache tokens, x the input price
+LONG_CONTEXT_TOKENS, LONG_INPUT, LONG_OUTPUT = 200_000, 2.0, 1.5  # long-context rates past 200k prompt tokens
+SERVER_TOOL_USD = 0.01  # per server-tool request (web search), should upstream ever report one
+BYTES_PER_TOKEN = 3  # estimate of a request's input tokens from its size, for the worst case
+
+
+def call_cost(price: Price, usage: dict[str, int]) -> float:
+    """Dollars of one call with ``usage`` (Anthropic's pricing rules; see the module docstring)."""
+    inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+    write, read = usage.get("cache_creation_input_tokens", 0), usage.get("cache_read_input_tokens", 0)
+    write_1h = min(write, usage.get("ephemeral_1h_input_tokens", 0))
+    long = inp + write + read > LONG_CONTEXT_TOKENS
+    prompt = inp + CACHE_WRITE * (write - write_1h) + CACHE_WRITE_1H * write_1h + CACHE_READ * read
+    return ((prompt * price.input * (LONG_INPUT if long else 1.0) + out * price.output * (LONG_OUTPUT if long else 1.0))
+            / 1e6 + SERVER_TOOL_USD * (usage.get("web_search_requests", 0) + usage.get("web_fetch_requests", 0)))
+
+
+def worst_usage(body_bytes: int, max_tokens: int) -> dict[str, int]:
+    """The dearest usage a request of ``body_bytes`` and ``max_tokens`` can plausibly have."""
+    est = math.ceil(body_bytes / BYTES_PER_TOKEN)
+    return {"cache_creation_input_tokens": est, "ephemeral_1h_input_tokens": est, "output_tokens": max_tokens}
 
 
 @dataclass
@@ -44,16 +72,20 @@ class Meter:
     """What one session spends through the proxy; see the module docstring.
 
     ``prices`` maps each allowed model to its price (a model without a price cannot be allowed when a
-    cap is set); ``limit`` is the session's dollar cap (None: count, never refuse for money).
+    cap is set); ``limit`` is the session's dollar cap (None: count, never refuse for money);
+    ``on_charge(model, usage, dollars)`` is called for every settled call (to persist it at once).
     """
 
     prices: dict[str, Price | None]
     limit: float | None = None
+    on_charge: Callable[[str, dict[str, int], float], None] | None = None
     dollars: float = 0.0
     tokens: int = 0
     calls: int = 0
     refused: int = 0
     in_flight: int = 0
+    reserved: float = 0.0
+    betas_dropped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -64,8 +96,13 @@ class Meter:
     def allows(self, model: Any) -> bool:
         return isinstance(model, str) and model in self.prices
 
-    def admit(self, model: Any) -> JSONResponse | None:
-        """Reserve a slot for a call to ``model``, or the refusal to send back."""
+    def worst_cost(self, model: str, usage: dict[str, int]) -> float:
+        price = self.prices.get(model)
+        return 0.0 if price is None else call_cost(price, usage)
+
+    def admit(self, model: Any, worst: dict[str, int] | None = None) -> JSONResponse | None:
+        """Reserve a slot (and the worst case ``worst``) for a call to ``model``, or the refusal to send."""
+        reserve = self.worst_cost(model, worst or {}) if self.allows(model) else 0.0
         with self.lock:
             if not self.allows(model):
                 refusal = _refusal(403, "permission_error", f"model {model!r} is not allowed for this worker "
@@ -73,36 +110,49 @@ class Meter:
             elif self.limit is not None and self.dollars >= self.limit:
                 refusal = _refusal(400, "invalid_request_error", f"the worker's dollar budget is spent "
                                                                  f"(${self.dollars:.4f} of ${self.limit:.4f})")
+            elif self.limit is not None and self.dollars + self.reserved + reserve > self.limit:
+                refusal = _refusal(400, "invalid_request_error", f"this call could cost up to ${reserve:.4f} "
+                                   f"(its max_tokens and input); ${self.limit - self.dollars - self.reserved:.4f} "
+                                   f"of the worker's budget is left: lower max_tokens")
             elif self.in_flight >= MAX_IN_FLIGHT:
                 refusal = _refusal(429, "rate_limit_error", f"at most {MAX_IN_FLIGHT} model calls at once")
             else:
                 self.in_flight += 1
+                self.reserved += reserve
                 return None
             self.refused += 1
             return refusal
 
-    def settle(self, model: str, usage: dict[str, int]) -> None:
-        """Release the slot and charge ``usage`` (input, output and prompt-cache tokens) at ``model``'s price."""
-        price = self.prices.get(model)
-        inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-        write, read = usage.get("cache_creation_input_tokens", 0), usage.get("cache_read_input_tokens", 0)
-        cost = 0.0 if price is None else (
-            (inp + CACHE_WRITE * write + CACHE_READ * read) * price.input + out * price.output
-        ) / 1e6
+    def settle(self, model: str, usage: dict[str, int], worst: dict[str, int] | None = None) -> None:
+        """Release the slot and its reservation, and charge ``usage`` at ``model``'s price."""
+        cost = self.worst_cost(model, usage)
+        reserve = self.worst_cost(model, worst or {})
+        tokens = sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                                "cache_read_input_tokens"))
         with self.lock:
             self.in_flight -= 1
+            self.reserved = max(0.0, self.reserved - reserve)
             self.calls += 1
-            self.tokens += inp + out + write + read
+            self.tokens += tokens
             self.dollars += cost
+        if self.on_charge is not None:
+            self.on_charge(model, usage, cost)
 
 
 def read_usage(body: bytes) -> dict[str, int]:
-    """Token usage of a Messages response: a JSON body's ``usage``, or a stream's start and delta events."""
+    """Token usage of a Messages response: a JSON body's ``usage``, or a stream's start and delta events.
+
+    Nested counts (``cache_creation``'s 5-minute / 1-hour split, ``server_tool_use``) are flattened.
+    """
     usage: dict[str, int] = {}
 
     def take(found: Any) -> None:
         if isinstance(found, dict):
-            usage.update({k: int(v) for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)})
+            for k, v in found.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    usage[k] = v
+                elif isinstance(v, dict):
+                    take(v)
 
     text = body.decode("utf-8", errors="replace")
     if text.lstrip().startswith("{"):
@@ -132,6 +182,20 @@ def _refusal(status: int, kind: str, message: str) -> JSONResponse:
                         status_code=status)
 
 
+async def _capped_body(request: Request) -> bytes:
+    """The request body, refused (``Refused``, 413) past ``MAX_REQUEST_BYTES`` before more is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise Refused(f"request body over {MAX_REQUEST_BYTES} bytes", 413, "request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise Refused(f"request body over {MAX_REQUEST_BYTES} bytes", 413, "request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> FastAPI:
     """The proxy's ASGI app: forwards allowed routes to ``upstream`` with ``api_key``, metered by ``meter``."""
     app = FastAPI()
@@ -142,27 +206,35 @@ def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> 
         route = (request.method, "/" + path)
         if route not in ALLOWED:
             return JSONResponse({"error": f"{request.method} /{path} is not a model route"}, status_code=403)
-        body = await request.body()
-        model, max_output = None, 0
-        if request.method == "POST":
-            try:
-                payload = json.loads(body)
-                model = payload.get("model")
-            except (ValueError, AttributeError):
-                return _refusal(400, "invalid_request_error", "the request body is not a JSON object")
-            max_output = payload.get("max_tokens") if isinstance(payload.get("max_tokens"), int) else 0
-            # forward exactly what was checked: a body with two "model" keys would otherwise let the
-            # upstream's JSON parser pick another model than the one priced here
-            body = json.dumps(payload).encode()
-            if path == "v1/messages/count_tokens":  # free, but pinned to the allowed models too
-                if not meter.allows(model):
-                    return _refusal(403, "permission_error", f"model {model!r} is not allowed for this worker")
-            else:
-                refusal = meter.admit(model)
-                if refusal is not None:
-                    return refusal
+        model, worst, body = None, {}, b""
         metered = request.method == "POST" and path == "v1/messages"
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP}
+        try:
+            if request.method == "POST":
+                raw = await _capped_body(request)
+                try:
+                    payload = check_body(json.loads(raw))
+                except ValueError:
+                    raise Refused("the request body is not JSON", 400, "invalid_request_error") from None
+                model = payload.get("model")
+                # forward exactly what was checked: a body with two "model" keys would otherwise let the
+                # upstream's JSON parser pick another model than the one priced here
+                body = json.dumps(payload).encode()
+                if not metered and not meter.allows(model):  # count_tokens is free, but pinned too
+                    raise Refused(f"model {model!r} is not allowed for this worker")
+                worst = worst_usage(len(body), int(payload.get("max_tokens") or 0))
+        except Refused as exc:
+            if metered:
+                with meter.lock:
+                    meter.refused += 1
+            return _refusal(exc.status, exc.kind, str(exc))
+        if metered:
+            refusal = meter.admit(model, worst)
+            if refusal is not None:
+                return refusal
+        headers, dropped = forward_headers(dict(request.headers))
+        if dropped:
+            with meter.lock:
+                meter.betas_dropped += len(dropped)
         headers["x-api-key"] = api_key
         start = time.perf_counter()
         try:
@@ -171,7 +243,7 @@ def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> 
             resp = await client.send(upstream_req, stream=True)
         except BaseException:
             if metered:
-                meter.settle(str(model), {})
+                meter.settle(str(model), {}, worst)
             raise
         stats.append(time.perf_counter() - start)  # time to upstream headers (the proxy's own share is tiny)
         out_headers = {k: v for k, v in resp.headers.items()
@@ -180,7 +252,7 @@ def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> 
             await resp.aclose()
             return Response(status_code=resp.status_code, headers=out_headers)
         if metered:
-            chunks = _metered(resp, meter, str(model), max_output if resp.status_code == 200 else 0)
+            chunks = _metered(resp, meter, str(model), worst)
         else:
             chunks = _passthrough(resp)
         return StreamingResponse(chunks, status_code=resp.status_code, headers=out_headers)
@@ -196,12 +268,12 @@ async def _passthrough(resp: httpx.Response) -> AsyncIterator[bytes]:
         await resp.aclose()
 
 
-async def _metered(resp: httpx.Response, meter: Meter, model: str, max_output: int) -> AsyncIterator[bytes]:
+async def _metered(resp: httpx.Response, meter: Meter, model: str, worst: dict[str, int]) -> AsyncIterator[bytes]:
     """Stream the response through while keeping a copy; charge its usage when it ends.
 
-    A stream the reader hangs up on before its end lacks the final usage event (a client could read
-    the text and leave before it): it is charged for ``max_output`` output tokens, the most the
-    request could have produced.
+    A successful reply is charged its worst case when its usage cannot be read (an encoded or
+    malformed body) and its ``max_tokens`` of output when the reader hangs up before the final usage
+    event (a client could read the text and leave before it). An error reply is not billed upstream.
     """
     kept = bytearray()
     finished = False
@@ -212,10 +284,14 @@ async def _metered(resp: httpx.Response, meter: Meter, model: str, max_output: i
             yield chunk
         finished = True
     finally:
-        usage = read_usage(bytes(kept))
-        if not finished:
-            usage["output_tokens"] = max(usage.get("output_tokens", 0), max_output)
-        meter.settle(model, usage)
+        usage = read_usage(bytes(kept)) if resp.status_code == 200 else {}
+        if resp.status_code == 200:
+            if not ({"input_tokens", "output_tokens"} & set(usage)) or resp.headers.get("content-encoding",
+                                                                                         "identity") != "identity":
+                usage = dict(worst)
+            elif not finished:
+                usage["output_tokens"] = max(usage.get("output_tokens", 0), worst.get("output_tokens", 0))
+        meter.settle(model, usage, worst)
         await resp.aclose()
 
 
@@ -229,7 +305,8 @@ class ModelProxy:
         self.path, self.owner, self.meter = path, owner, meter
         self.stats: list[float] = []
         config = uvicorn.Config(proxy_app(upstream, api_key, self.stats, meter), uds=str(path),
-                                log_level="warning", lifespan="off")
+                                log_level="warning", lifespan="off", limit_concurrency=MAX_CONNECTIONS,
+                                h11_max_incomplete_event_size=64 << 10)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="model-proxy")
 
