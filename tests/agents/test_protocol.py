@@ -61,3 +61,17 @@ def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
     with path.open("a") as f:
         f.write('{"schema_version": 1, "type": "sess')  # killed mid-write
     assert usage_from(read_trajectory(path)).submissions == 2
+
+
+def test_a_bad_line_in_the_middle_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a bad middle line (a torn write, then more runs) raised, and the supervisor crashed on it."""
+    path = tmp_path / "trajectory.jsonl"
+    Scripted(path, Budget(wall_s=None, submissions=2), {"submissions": 1}).run()
+    with path.open("a") as f:
+        f.write('{"schema_version": 1, "type": "sess\n\xff\xfe not json\n')
+    Scripted(path, Budget(wall_s=None, submissions=4), {"submissions": 1}).run()  # reads past it to resume
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        steps = read_trajectory(path)
+    assert usage_from(steps).submissions == 4
+    assert sum("not a valid step" in r.message for r in caplog.records) == 2

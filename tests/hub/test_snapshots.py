@@ -267,3 +267,20 @@ def test_reupload_keeps_and_checks_links(make_hub) -> None:
     other = a.upload_snapshot(tar_of(member("other.py")))
     with pytest.raises(HubError, match="already records parent_id"):
         a.upload_snapshot(data, parent_id=other.id)
+
+
+def test_another_workers_reupload_cannot_relink_a_record(make_hub) -> None:
+    """Before: w2 downloaded w1's snapshot, uploaded the same bytes with its own finding and parent, and
+    w1's record then pointed at w2's finding (a teammate's code claimed as the lineage of a result)."""
+    hub = make_hub(**LIMITS)
+    a, b = hub.client("w1"), hub.client("w2")
+    data = tar_of(member("idea.py", b"w1's idea"))
+    mine = a.upload_snapshot(data)
+    theirs = b.post_finding({"title": "my result", "kind": "insight"})
+    base = b.upload_snapshot(tar_of(member("b.py")))
+    for links in ({"finding_id": theirs.id}, {"parent_id": base.id}):
+        with pytest.raises(HubError, match="only its owner links it"):
+            b.upload_snapshot(data, **links)
+    plain = b.upload_snapshot(data)  # the same bytes without links: the existing record, unchanged
+    assert plain.id == mine.id and not plain.created and plain.worker_id == "w1"
+    assert a.snapshot(mine.id).finding_id is None and a.snapshot(mine.id).parent_id is None

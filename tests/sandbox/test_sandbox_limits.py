@@ -96,3 +96,29 @@ def test_cpu_limit(small_config: SandboxConfig) -> None:
     cfg = small_config.model_copy(update={"limits": small_config.limits.model_copy(update={"cpu_s": 1})})
     r = _sb("bwrap", cfg).exec([sys.executable, "-c", "while True: pass"], timeout=15)
     assert r.limit_hit == "cpu" and r.signal in (24, 9)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_sparse_files_count_their_apparent_size(kind: str, small_config: SandboxConfig) -> None:
+    """Before: five sparse 7 MB files (each under the file cap) used no blocks and passed an 8 MB quota."""
+    sb = _sb(kind, small_config)
+    r = sb.exec("for i in 1 2 3 4 5; do truncate -s 7000000 s$i; sleep 0.1; done; echo done", timeout=10)
+    assert r.limit_hit == "disk" or sb.exec(["true"]).limit_hit == "disk"
+    for p in sb.workspace.glob("s*"):
+        p.unlink()
+    assert sb.exec(["true"]).ok
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, 0.0])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(kind: str, bad: float,
+                                                            small_config: SandboxConfig) -> None:
+    """Before: ``timeout=nan`` disabled the wall clock (every comparison with NaN is false)."""
+    from aar.agents.tools import run_shell
+    from aar.sandbox import SandboxError
+
+    sb = _sb(kind, small_config)
+    with pytest.raises(SandboxError, match="positive number"):
+        sb.exec(["true"], timeout=bad)
+    text, is_error = run_shell(sb, "echo hi", timeout=bad)
+    assert is_error and "positive number" in text

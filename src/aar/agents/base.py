@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ OPEN_BRIEF = ("Open brief: find methods that make the strong student recover as 
 TRAJECTORY_SCHEMA = 1
 StepType = Literal["run_start", "session_start", "decision", "message", "tool_call", "tool_result", "submission",
                    "error", "budget_stop", "session_end", "run_end"]
+
+log = logging.getLogger(__name__)
 
 
 class StopRequested(BaseException):
@@ -105,10 +108,11 @@ class Trajectory:
 
 
 def read_trajectory(path: Path) -> list[Step]:
-    """Every step of a trajectory file (a torn last line from a killed writer is skipped)."""
+    """Every valid step of a trajectory file. A torn last line (a killed writer) is skipped quietly, a bad
+    line elsewhere with a warning: a reader (the supervisor, status, the budget) never crashes on one."""
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
+    lines = path.read_text(errors="replace").splitlines()
     steps = []
     for n, line in enumerate(lines):
         if not line.strip():
@@ -116,9 +120,8 @@ def read_trajectory(path: Path) -> list[Step]:
         try:
             steps.append(Step.model_validate_json(line))
         except ValueError:
-            if n == len(lines) - 1:
-                break
-            raise
+            if n != len(lines) - 1:
+                log.warning("%s: line %d is not a valid step; skipped", path, n + 1)
     return steps
 
 

@@ -8,6 +8,7 @@ trajectory. A tool error comes back as :class:`ToolCallError` with the server's 
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from contextlib import AsyncExitStack
@@ -137,6 +138,8 @@ def truncate(text: str, limit: int = MAX_TOOL_OUTPUT) -> str:
 
 def run_shell(sandbox: Sandbox, command: str, timeout: float | None = None) -> tuple[str, bool]:
     """(output for the model, is_error) of one shell command in the sandbox."""
+    if timeout is not None and not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+        return f"timeout must be a positive number of seconds, not {timeout!r}", True
     res = sandbox.exec(["sh", "-c", command], timeout=min(timeout or 600.0, 3600.0))
     parts = [f"exit code {res.exit_code}" + (f" (stopped: {res.limit_hit} limit)" if res.limit_hit else "")]
     if res.stdout:

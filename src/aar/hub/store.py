@@ -251,7 +251,8 @@ class HubStore:
         """Record a stored blob for a team (idempotent: identical content returns the first record).
 
         The links (``parent_id``, ``finding_id``) are checked on every upload, a re-upload included,
-        and a re-upload adds links the record lacks; one that contradicts a recorded link is refused.
+        and the owner's re-upload adds links the record lacks; one that contradicts a recorded link, or
+        another worker's re-upload that carries links (it would re-link the owner's record), is refused.
         """
         with self._write() as s:
             if meta.parent_id is not None and (meta.parent_id == meta.id or
@@ -263,6 +264,9 @@ class HubStore:
                     raise Invalid(f"finding {meta.finding_id} does not exist")
             existing = self._find_snapshot(s, meta.id, meta.team)
             if existing is not None:
+                if existing.worker_id != meta.worker_id and (meta.parent_id or meta.finding_id) is not None:
+                    raise Invalid(f"snapshot {meta.id[:12]} is {existing.worker_id}'s record; only its owner "
+                                  "links it (cite its id from your finding instead)")
                 for link in ("parent_id", "finding_id"):
                     given, stored = getattr(meta, link), getattr(existing, link)
                     if given is not None and stored is not None and given != stored:

@@ -156,7 +156,9 @@ def replace_at(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
 
 
 def disk_usage(root: Path) -> int:
-    """Bytes of disk used under ``root`` (allocated blocks; hard links counted once; links not followed)."""
+    """Bytes used under ``root`` for the quota: per file the larger of its allocated blocks and its
+    apparent size (a sparse 60 GB file counts 60 GB: host code may read it whole); hard links counted
+    once; links not followed."""
     seen: set[tuple[int, int]] = set()
     total = 0
     stack = [str(root)]
@@ -175,7 +177,7 @@ def disk_usage(root: Path) -> int:
             key = (st.st_dev, st.st_ino)
             if key not in seen:
                 seen.add(key)
-                total += st.st_blocks * 512
+                total += max(st.st_blocks * 512, st.st_size)
     return total
 
 

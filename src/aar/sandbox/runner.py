@@ -10,6 +10,7 @@ such processes; under ``bwrap`` they die with the namespace).
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from aar.sandbox.base import ExecResult, LimitHit
+from aar.sandbox.base import ExecResult, LimitHit, SandboxError
 
 POLL_S = 0.05
 SIGNAL_LIMITS: dict[int, LimitHit] = {signal.SIGXCPU: "cpu", signal.SIGXFSZ: "file_size"}
@@ -77,6 +78,8 @@ def run_limited(argv: list[str], *, env: dict[str, str], cwd: str | None, timeou
         over_quota: polled every ``quota_poll_s`` (or ten times its own cost, if longer); True kills the
             tree (``limit_hit="disk"``).
     """
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):  # NaN would disable the clock
+        raise SandboxError(f"timeout must be a positive number of seconds, not {timeout!r}")
     start = time.monotonic()
     pipe = None if stream else subprocess.PIPE
     stdin = None if stream and input is None else (subprocess.PIPE if input is not None else subprocess.DEVNULL)
