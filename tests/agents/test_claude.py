@@ -4,6 +4,8 @@ Messages API: shell, file write, submit_predictions and share_finding over MCP; 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,7 +94,7 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     charged = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy_call"]
     assert len(summary) == 1 and summary[0].cost_usd == 0  # a note: the calls themselves carry the charge
     assert len(charged) == len(script.requests) == summary[0].data["calls"]  # each call charged as it settled
-    assert all(c.cost_usd > 0 and c.tokens > 0 for c in charged)
+    assert sum(c.cost_usd > 0 and c.tokens > 0 for c in charged) == script.served  # the 429 / 529 cost nothing
     assert sum(c.cost_usd for c in charged) == pytest.approx(summary[0].data["session_cost_usd"], abs=1e-5)
     assert summary[0].data["refused"] == 1
     assert not any(s.cost_usd for s in steps if s.data.get("role") == "result")  # the SDK's figure is a note
@@ -103,3 +105,45 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     assert len(mine) == 1 and mine[0].submission_ids == [subs[0].submission_id]
     text = result.trajectory.read_text()
     assert SECRET not in text and PLACEHOLDER_KEY not in text
+
+
+def sleepers(marker: str) -> list[int]:
+    """Pids of processes whose command line holds ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_session_ends_on_its_wall_clock_and_leaves_no_process(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent starts a background command, then a foreground one that would outlast the budget. Before:
+    the session ran on past the worker's wall-clock budget, and the worker outlived it by minutes."""
+    bwrap_or_skip()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    script = Script([
+        {"text": "Background job.", "tool_calls": [{"name": "Bash", "input": {
+            "command": "sleep 3002", "run_in_background": True, "description": "background"}}]},
+        {"text": "Long job.", "tool_calls": [{"name": "Bash", "input": {
+            "command": "sleep 3001", "timeout": 600000, "description": "long"}}]},
+        {"text": "Never reached."},
+    ])
+    token = live.tokens.create("w-claude-wall", "t-claude")
+    started = time.monotonic()
+    with serve_in_thread(fake_messages_api(script)) as upstream:
+        cfg = WorkerConfig(kind="claude", team="t-claude", worker="w-claude-wall", testbed="wordsense",
+                           hub_url=live.hub_url, eval_url=live.eval_url,
+                           budget=Budget(wall_s=40, sessions=3, dollars=5.0),
+                           claude=ClaudeConfig(model="claude-test", upstream=upstream, max_turns=5,
+                                               prices={"claude-test": Price(input=3.0, output=15.0)}))
+        result = run_worker(cfg, token, live.settings)
+    took = time.monotonic() - started
+    assert sleepers("sleep 300") == []  # neither the background nor the foreground command survived
+    assert took < 80, f"the worker outlived its 40 s budget by {took - 40:.0f} s"
+    steps = read_trajectory(result.trajectory)
+    assert any("wall-clock budget ran out" in s.data.get("error", "") for s in steps if s.type == "error")
+    assert steps[-1].type == "run_end"

@@ -22,7 +22,9 @@ own figures (``total_cost_usd``) are recorded next to them for comparison.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,19 @@ from aar.agents.forward import CommandSocket
 from aar.agents.llm import KICKOFF, render_prompt
 from aar.agents.providers.base import DEFAULT_PRICES, Price, price_for
 from aar.agents.proxy import Meter, ModelProxy
+from aar.agents.session_guard import SessionGuard
 from aar.agents.tools import shorten, truncate
 from aar.sandbox import Sandbox, get_sandbox
 from aar.sandbox.bwrap import BwrapSandbox
+from aar.sandbox.files import disk_usage
+from aar.sandbox.policy import prlimit_argv
 
 PLACEHOLDER_KEY = "sk-ant-placeholder-the-proxy-adds-the-real-key"
+log = logging.getLogger(__name__)
+
+
+class SessionRefused(Exception):
+    """A session cannot start (e.g. the workspace is over its quota)."""
 
 
 class ClaudeConfig(BaseModel):
@@ -97,13 +107,15 @@ class ClaudeResearcher(Researcher):
     def session(self, number: int) -> bool:
         return anyio.run(self._session, number)
 
-    def _launcher(self, sandbox: Sandbox, model_sock: Path) -> Path:
+    def _launcher(self, sandbox: Sandbox, model_sock: Path, fsize: int | None) -> Path:
         """Write the launch spec and the ``cli_path`` script that execs the CLI inside the sandbox."""
         cli = self.config.cli_path or bundled_cli()
         inner = [sys.executable, "-m", "aar.agents.forward", "tcp", str(self.config.port), str(model_sock), "--",
                  str(cli)]
         command = [*inner, "__AAR_CLI_ARGS__"]
-        spec = {"argv": sandbox.argv(command) if isinstance(sandbox, BwrapSandbox) else command,  # local: no isolation
+        argv = (sandbox.argv(command, fsize) if isinstance(sandbox, BwrapSandbox)  # local: no isolation
+                else prlimit_argv(sandbox.config.limits, fsize) + command if shutil.which("prlimit") else command)
+        spec = {"argv": argv, "pidfile": str(self.home / "claude-session.pid"),
                 "env": sandbox_env(sandbox, {
                     "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{self.config.port}",
                     "ANTHROPIC_API_KEY": PLACEHOLDER_KEY, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -127,6 +139,9 @@ class ClaudeResearcher(Researcher):
         meter = Meter(self.config.model_prices(), limit=left, on_charge=self._charge_call)
         try:
             await self._converse(number, model_sock, mcp_sock, meter)
+        except SessionRefused as exc:
+            self.trajectory.append("error", error=f"session not started: {exc}")
+            return False
         finally:
             self.trajectory.append("message", role="proxy", calls=meter.calls, refused=meter.refused,
                                    betas_dropped=meter.betas_dropped, session_tokens=meter.tokens,
@@ -143,11 +158,18 @@ class ClaudeResearcher(Researcher):
 
         cfg = self.sandbox.config
         owner = (cfg.uid, cfg.gid) if os.geteuid() == 0 else None  # as root the sandbox runs as cfg.uid
+        quota = cfg.limits.disk_bytes
+        used = disk_usage(self.sandbox.workspace) if quota is not None else 0
+        if quota is not None and used >= quota:
+            raise SessionRefused(f"workspace uses {used} bytes, over its quota of {quota}")
+        wall = None if self.budget.wall_s is None else max(1.0, self.budget.wall_s - self.usage().wall_s)
         with ModelProxy(model_sock, self.config.upstream, self.api_key, meter, owner) as proxy, \
-                CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env, owner):
+                CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env, owner), \
+                SessionGuard(self.home / "claude-session.pid", self.sandbox.workspace, quota, wall) as guard:
             sandbox = get_sandbox(self.sandbox_kind, cfg.model_copy(update={"sockets": [model_sock, mcp_sock]}))
             options = ClaudeAgentOptions(
-                cli_path=str(self._launcher(sandbox, model_sock)), cwd=str(sandbox.workspace),
+                cli_path=str(self._launcher(sandbox, model_sock, None if quota is None else quota - used)),
+                cwd=str(sandbox.workspace),
                 permission_mode="bypassPermissions", model=self.config.model, max_turns=self.config.max_turns,
                 system_prompt={"type": "preset", "preset": "claude_code",
                                "append": render_prompt(sandbox, number, self.testbed, self.direction, self.brief)},
@@ -158,8 +180,14 @@ class ClaudeResearcher(Researcher):
             try:
                 async for message in query(prompt=KICKOFF, options=options):
                     self.record(message, names)
+            except Exception as exc:  # the guard killed the CLI: say why instead of the SDK's broken pipe
+                if guard.reason is None:
+                    raise
+                log.debug("session ended by the guard: %s", exc)
             finally:
                 self.proxy_seconds += proxy.stats
+                if guard.reason:
+                    self.trajectory.append("error", error=f"session stopped: {guard.reason}")
 
     def record(self, message: Any, names: dict[str, str]) -> None:
         """One SDK message into the trajectory (and submissions, cost and tokens where it carries them)."""

@@ -4,7 +4,9 @@
 :class:`aar.agents.claude.ClaudeResearcher` (its last element is a placeholder for the CLI's arguments),
 puts the SDK's arguments there, and execs it with the sandbox's environment plus the SDK's own
 ``CLAUDE_CODE_*`` / ``CLAUDE_AGENT_SDK_*`` variables (never a key or token). stdin / stdout stay
-the SDK's pipes, so the SDK drives the sandboxed CLI exactly as it would drive a local one.
+the SDK's pipes, so the SDK drives the sandboxed CLI exactly as it would drive a local one. Before the
+exec it leads a new session and writes its pid to the spec's ``pidfile``, so the host's
+:class:`aar.agents.session_guard.SessionGuard` can kill the whole tree.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(spec["env"])
     env.update({k: v for k, v in os.environ.items()
                 if k.startswith(PASS_PREFIXES) and not any(w in k for w in SECRET_WORDS)})
+    if spec.get("pidfile"):
+        os.setsid()
+        with open(spec["pidfile"], "w") as f:
+            f.write(str(os.getpid()))
     os.execvpe(command[0], command, env)
     return 127  # not reached
 

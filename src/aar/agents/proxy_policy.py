@@ -3,7 +3,8 @@
 Every forwarded request is rebuilt from allow-lists, so the key the proxy injects buys model turns and
 nothing else:
 
-* body keys: the Messages API's own generation fields (``ALLOWED_BODY_KEYS``); ``mcp_servers`` (MCP
+* body keys: the Messages API's own generation fields (``ALLOWED_BODY_KEYS``: what the pinned CLI
+  sends, checked by the real-CLI test); ``mcp_servers`` (MCP
   connectors at URLs the agent chooses), ``container`` (code execution), ``service_tier`` and any key
   not listed are refused;
 * tools: client tools only (a name and an input schema, executed by the CLI inside the sandbox);
@@ -23,7 +24,7 @@ from typing import Any
 
 ALLOWED_BODY_KEYS = frozenset({
     "model", "messages", "system", "max_tokens", "metadata", "stop_sequences", "stream", "temperature",
-    "top_k", "top_p", "tools", "tool_choice", "thinking", "context_management",
+    "top_k", "top_p", "tools", "tool_choice", "thinking", "context_management", "output_config",
 })
 ALLOWED_HEADERS = frozenset({"anthropic-version", "content-type", "accept", "user-agent", "x-app"})
 ALLOWED_HEADER_PREFIXES = ("x-stainless-",)
@@ -31,8 +32,10 @@ ALLOWED_BETAS = frozenset({
     "claude-code-20250219", "interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14",
     "context-management-2025-06-27", "prompt-caching-2024-07-31", "token-efficient-tools-2025-02-19",
     "output-128k-2025-02-19", "extended-cache-ttl-2025-04-11", "context-1m-2025-08-07", "effort-2025-11-24",
+    "advanced-tool-use-2025-11-20", "mid-conversation-tool-changes-2026-07-01", "thinking-token-count-2026-05-13",
+    "thinking-display-updates-2026-08-18",
 })
-TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "type"})
+TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "type", "defer_loading"})
 
 
 class Refused(Exception):

@@ -121,6 +121,10 @@ ATTEMPTS: tuple[Attempt, ...] = (
             "import os\nchunk = os.urandom(1 << 20)\nfor i in range({disk_files}):\n"
             "    with open(f'fill-{{i}}', 'wb') as f:\n        for _ in range(4):\n            f.write(chunk)\n"
             "print('ESCAPED wrote all')", kind="limit", host_check="disk_held"),
+    Attempt("disk-sparse", "pass the quota with sparse files (each under the file cap, no blocks used)",
+            "import os, time\nfor i in range(8):\n    with open(f'fill-sparse-{{i}}', 'wb') as f:\n"
+            "        f.truncate({disk_bytes} * 9 // 10)\n    time.sleep(0.05)\nprint('wrote all')",
+            kind="limit", host_check="disk_held"),
     Attempt("tmp", "exhaust memory through the private /tmp (write 4x its size)",
             "import os\nchunk = b'x' * (1 << 20)\nfor i in range({tmp_files}):\n"
             "    with open(f'/tmp/{tmp_prefix}-{{i}}', 'wb') as f:\n"

@@ -154,6 +154,7 @@ class CheckFixture:
                 "tcp_port": self.tcp.sock.getsockname()[1], "unix_socket": str(self.unix_path),
                 "outside_dir": str(self.outside), "outside_name": self.outside_name, "linger_s": self.linger,
                 "memory_hog": 2 * limits.memory_bytes, "disk_files": 10 * limits.disk_bytes // (1 << 20),
+                "disk_bytes": limits.disk_bytes,
                 "tmp_files": limits.tmp_bytes // (1 << 20), "tmp_prefix": self.tmp_prefix}
 
     def lingering(self) -> list[int]:
