@@ -272,9 +272,14 @@ def team_finalize(
 
     from aar.config import get_settings
     from aar.evalserver.admin import finalize
+    from aar.orchestrator.status import team_trajectory_flags
     from aar.orchestrator.team import freeze_team
 
     report = finalize(get_settings(), team, _eval_config(config), testbed, url, token)
+    host_flags = team_trajectory_flags(get_settings(), team)  # e.g. the proxy's scripted model calls
+    for entry in [*report.workers, *report.team_best]:
+        for name, n in host_flags.get(entry.worker_id, {}).items():
+            entry.flags[name] = entry.flags.get(name, 0) + n
     frozen = freeze_team(get_settings(), team)  # a team launched here: stopped, tokens revoked
     if as_json:
         emit_json(report)

@@ -17,6 +17,7 @@ from aar.agents.claude import PLACEHOLDER_KEY, ClaudeConfig
 from aar.agents.providers.base import Price
 from aar.agents.worker import WorkerConfig, run_worker, worker_dir
 from aar.hub.client import HubClient
+from aar.orchestrator.status import trajectory_flags
 from aar.servicekit import serve_in_thread
 
 pytest.importorskip("claude_agent_sdk", reason="the claude researcher needs the claude extra")
@@ -25,7 +26,7 @@ SECRET = "sk-ant-real-SECRET-4e1d"
 TRAIN = ("python -c \"from aar.w2s.workbench import Workbench; wb = Workbench('wordsense'); "
          "h = wb.fit((wb.weak('strong_train') > 0.5).astype(float)); "
          "wb.save_predictions(wb.predict_tests(h), 'ideas/cc/predictions.jsonl'); print('trained')\"")
-# The agent bypasses the CLI and calls the model API itself: another model is refused, the pinned one is counted.
+# The agent bypasses the CLI and calls the model API itself: scripted calls are refused and flagged.
 DIRECT = ("python -c \"import json, os, urllib.request, urllib.error\n"
           "for m in ('claude-opus-4-1', 'claude-test'):\n"
           "    r = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages', method='POST', "
@@ -86,7 +87,10 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     results = [s for s in steps if s.type == "tool_result"]
     assert results[0].data["name"] == "Bash" and results[0].data["result"].splitlines()[0] == "0"
     assert "trained" in results[1].data["result"]
-    assert results[2].data["result"].split() == ["403", "200"]  # other model refused; pinned one served
+    assert results[2].data["result"].split() == ["403", "403"]  # scripted calls are off: both refused
+    flagged = [s for s in steps if s.type == "detector"]
+    assert [(s.data["detector"], s.data["allowed"]) for s in flagged] == [("scripted_model_call", False)] * 2
+    assert trajectory_flags(steps) == {"scripted_model_call": 2}  # what status and finalize show
     assert (ws / "NOTEBOOK.md").read_text().startswith("# Notebook")
     subs = [s for s in steps if s.type == "submission"]
     assert len(subs) == 1
@@ -96,7 +100,7 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     assert len(charged) == len(script.requests) == summary[0].data["calls"]  # each call charged as it settled
     assert sum(c.cost_usd > 0 and c.tokens > 0 for c in charged) == script.served  # the 429 / 529 cost nothing
     assert sum(c.cost_usd for c in charged) == pytest.approx(summary[0].data["session_cost_usd"], abs=1e-5)
-    assert summary[0].data["refused"] == 1
+    assert summary[0].data["refused"] == 2 and summary[0].data["scripted"] == 2
     assert not any(s.cost_usd for s in steps if s.data.get("role") == "result")  # the SDK's figure is a note
     retries = [s for s in steps if s.type == "error" and "retry" in s.data.get("error", "")]
     assert len(retries) == 2

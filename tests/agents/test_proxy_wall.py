@@ -138,3 +138,21 @@ def test_long_context_one_hour_cache_and_server_tool_fees_are_priced() -> None:
     long = call_cost(PRICE, {"input_tokens": 150_000, "cache_read_input_tokens": 60_000, "output_tokens": 1000})
     assert long == pytest.approx(((150_000 + 0.1 * 60_000) * 6 + 1000 * 22.5) / 1e6)  # past 200k prompt tokens
     assert call_cost(PRICE, {"web_search_requests": 3}) == pytest.approx(0.03)
+
+
+def test_calls_without_the_session_marker_are_refused_or_flagged(upstream, tmp_path: Path) -> None:
+    """A script in the sandbox calling the forwarder (no marker in its system prompt) is a scripted call."""
+    script, url = upstream
+    seen: list[tuple[str, bool]] = []
+    for allow in (False, True):
+        meter = Meter({"m": PRICE}, marker="aar-session-abc123", allow_scripted=allow,
+                      on_scripted=lambda model, allowed: seen.append((model, allowed)))
+        with ModelProxy(tmp_path / "m.sock", url, "k", meter):
+            own = post(tmp_path / "m.sock", turn(system=[{"type": "text", "text": "You are... aar-session-abc123"}]))
+            scripted = post(tmp_path / "m.sock", turn(system="label these items"))
+            bare = post(tmp_path / "m.sock", turn())
+        assert own.status_code == 200
+        assert [scripted.status_code, bare.status_code] == ([200, 200] if allow else [403, 403])
+        assert meter.scripted == 2
+    assert seen == [("m", False), ("m", False), ("m", True), ("m", True)]
+    assert len(script.requests) == 1 + 3  # the CLI's own turn twice, the scripted ones only when allowed

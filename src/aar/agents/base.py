@@ -27,7 +27,7 @@ OPEN_BRIEF = ("Open brief: find methods that make the strong student recover as 
               "approach is fair except probing for labels.")
 TRAJECTORY_SCHEMA = 1
 StepType = Literal["run_start", "session_start", "decision", "message", "tool_call", "tool_result", "submission",
-                   "error", "budget_stop", "session_end", "run_end"]
+                   "error", "budget_stop", "session_end", "run_end", "detector"]
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -66,6 +67,8 @@ class ClaudeConfig(BaseModel):
     allowed_models: list[str] = Field(default_factory=list, description="Models allowed besides `model`.")
     prices: dict[str, Price] = Field(default_factory=dict, description="USD per million tokens, by model id or prefix "
                                      "(added to the defaults; needed for a model they do not price).")
+    allow_scripted_calls: bool = Field(default=False, description="Serve model calls that do not come from the "
+                                       "CLI's own turns (scripts in the sandbox); metered and flagged either way.")
 
     def model_prices(self) -> dict[str, Price | None]:
         """Each allowed model with its price (None where neither the config nor the defaults price it)."""
@@ -136,7 +139,9 @@ class ClaudeResearcher(Researcher):
         left = None if self.budget.dollars is None else max(0.0, self.budget.dollars - self.usage().dollars)
         # the proxy's count is the charge, whatever the CLI reports: each call lands in the trajectory as
         # it settles, so a worker killed mid-session (SIGKILL, OOM) comes back with its spend on disk
-        meter = Meter(self.config.model_prices(), limit=left, on_charge=self._charge_call)
+        meter = Meter(self.config.model_prices(), limit=left, on_charge=self._charge_call,
+                      marker=f"aar-session-{secrets.token_hex(12)}", allow_scripted=self.config.allow_scripted_calls,
+                      on_scripted=self._flag_scripted)
         try:
             await self._converse(number, model_sock, mcp_sock, meter)
         except SessionRefused as exc:
@@ -144,9 +149,12 @@ class ClaudeResearcher(Researcher):
             return False
         finally:
             self.trajectory.append("message", role="proxy", calls=meter.calls, refused=meter.refused,
-                                   betas_dropped=meter.betas_dropped, session_tokens=meter.tokens,
-                                   session_cost_usd=round(meter.dollars, 6))
+                                   betas_dropped=meter.betas_dropped, scripted=meter.scripted,
+                                   session_tokens=meter.tokens, session_cost_usd=round(meter.dollars, 6))
         return True
+
+    def _flag_scripted(self, model: str, allowed: bool) -> None:
+        self.trajectory.append("detector", detector="scripted_model_call", model=model, allowed=allowed)
 
     def _charge_call(self, model: str, usage: dict[str, int], dollars: float) -> None:
         tokens = sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
@@ -172,7 +180,8 @@ class ClaudeResearcher(Researcher):
                 cwd=str(sandbox.workspace),
                 permission_mode="bypassPermissions", model=self.config.model, max_turns=self.config.max_turns,
                 system_prompt={"type": "preset", "preset": "claude_code",
-                               "append": render_prompt(sandbox, number, self.testbed, self.direction, self.brief)},
+                               "append": render_prompt(sandbox, number, self.testbed, self.direction, self.brief)
+                               + f"\n\n(session marker, for the host: {meter.marker})"},
                 mcp_servers={"aar": {"type": "stdio", "command": sys.executable,
                                      "args": ["-m", "aar.agents.forward", "stdio", str(mcp_sock)]}},
                 max_budget_usd=meter.limit, stderr=lambda line: None)

@@ -19,6 +19,13 @@ prices it (prompt-cache writes at 1.25x or 2x for the 1-hour cache, reads at 0.1
 rates past 200k prompt tokens), and hands each charge to ``on_charge`` as it settles, so a worker
 killed mid-session has its spend on disk. A reply whose usage cannot be read, or a stream cut off
 before its final usage event, is charged its worst case. At most ``MAX_IN_FLIGHT`` calls run at once.
+
+Scripted calls: the session's system prompt carries a per-session marker the host put there; a call
+without it did not come from the CLI's own turns (a script in the sandbox calling the forwarder). Such
+calls are refused by default and reported either way (a ``detector`` step in the trajectory, shown by
+``aar team status`` and ``aar team finalize``); a team may allow them (``claude.allow_scripted_calls``),
+and then they are metered and flagged the same way. This is a tripwire, not a wall: the marker is in
+the CLI's command line and in the model's context, so an agent that looks for it can copy it.
 """
 
 from __future__ import annotations
@@ -74,11 +81,17 @@ class Meter:
     ``prices`` maps each allowed model to its price (a model without a price cannot be allowed when a
     cap is set); ``limit`` is the session's dollar cap (None: count, never refuse for money);
     ``on_charge(model, usage, dollars)`` is called for every settled call (to persist it at once).
+    With a ``marker``, a Messages call whose system prompt lacks it is a *scripted* call (not the CLI's
+    own turn): refused unless ``allow_scripted``, and reported to ``on_scripted(model, allowed)`` either way.
     """
 
     prices: dict[str, Price | None]
     limit: float | None = None
     on_charge: Callable[[str, dict[str, int], float], None] | None = None
+    marker: str | None = None
+    allow_scripted: bool = False
+    on_scripted: Callable[[str, bool], None] | None = None
+    scripted: int = 0
     dollars: float = 0.0
     tokens: int = 0
     calls: int = 0
@@ -95,6 +108,16 @@ class Meter:
 
     def allows(self, model: Any) -> bool:
         return isinstance(model, str) and model in self.prices
+
+    def is_scripted(self, payload: dict[str, Any]) -> bool:
+        """True when a marker is set and ``payload``'s system prompt does not carry it (counted, reported)."""
+        if self.marker is None or self.marker in json.dumps(payload.get("system", "")):
+            return False
+        with self.lock:
+            self.scripted += 1
+        if self.on_scripted is not None:
+            self.on_scripted(str(payload.get("model")), self.allow_scripted)
+        return True
 
     def worst_cost(self, model: str, usage: dict[str, int]) -> float:
         price = self.prices.get(model)
@@ -221,6 +244,9 @@ def proxy_app(upstream: str, api_key: str, stats: list[float], meter: Meter) -> 
                 body = json.dumps(payload).encode()
                 if not metered and not meter.allows(model):  # count_tokens is free, but pinned too
                     raise Refused(f"model {model!r} is not allowed for this worker")
+                if metered and meter.is_scripted(payload) and not meter.allow_scripted:
+                    raise Refused("model calls must come from this worker's Claude Code session; scripted "
+                                  "calls are off for this team (this call was recorded)")
                 worst = worst_usage(len(body), int(payload.get("max_tokens") or 0))
         except Refused as exc:
             if metered:

@@ -1,13 +1,17 @@
 """``aar team status``: one row per worker (phase, sessions, submissions, best released PGR, cost, hours,
-last activity, detector flags) and team totals, from the trajectories and the eval server's leaderboard."""
+last activity, detector flags) and team totals, from the trajectories and the eval server's leaderboard.
+
+Detector flags are the eval server's (per submission) plus those the worker's own host side recorded
+in its trajectory (``detector`` steps, e.g. the model-API proxy's ``scripted_model_call``)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from pydantic import BaseModel
 
-from aar.agents.base import usage_from
+from aar.agents.base import Step, usage_from
 from aar.config import Settings
 from aar.orchestrator.supervisor import trajectory_of
 from aar.orchestrator.team import alive, load_state, team_dir
@@ -57,7 +61,7 @@ def team_status(settings: Settings, team: str) -> TeamStatus:
             worker=ws.worker, direction=ws.direction, phase=ws.phase, restarts=ws.restarts, sessions=u.sessions,
             submissions=u.submissions, best_released_pgr=released.get(ws.worker, best), dollars=u.dollars,
             tokens=u.tokens, hours=u.wall_s / 3600, last_activity=steps[-1].t if steps else None,
-            flags=flags.get(ws.worker, {})))
+            flags=dict(Counter(flags.get(ws.worker, {})) + Counter(trajectory_flags(steps)))))
     hours = sum(r.hours for r in rows)
     dollars = sum(r.dollars for r in rows)
     bests = [r.best_released_pgr for r in rows if r.best_released_pgr is not None]
@@ -67,6 +71,18 @@ def team_status(settings: Settings, team: str) -> TeamStatus:
                       tokens=sum(r.tokens for r in rows), hours=hours,
                       dollars_per_aar_hour=dollars / hours if hours > 0 else None,
                       best_released_pgr=max(bests, default=None), leaderboard_error=error)
+
+
+def trajectory_flags(steps: list[Step]) -> dict[str, int]:
+    """Detector events a worker's host side recorded in its trajectory, counted by name."""
+    return dict(Counter(str(s.data.get("detector")) for s in steps if s.type == "detector"))
+
+
+def team_trajectory_flags(settings: Settings, team: str) -> dict[str, dict[str, int]]:
+    """:func:`trajectory_flags` of every worker of a team launched from this AAR_HOME (empty otherwise)."""
+    if not (team_dir(settings, team) / "team.json").exists():
+        return {}
+    return {w: trajectory_flags(trajectory_of(settings, team, w)) for w in load_state(settings, team).workers}
 
 
 def _leaderboard(settings: Settings, team: str, eval_url: str,
