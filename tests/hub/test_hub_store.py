@@ -47,3 +47,21 @@ def test_store_operations(db_url: str) -> None:
     assert {"finding", "comment", "snapshot", "session_started"} <= set(kinds)
     seqs = [e.seq for e in store.list_events("t1")]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_the_feed_carries_the_newest_comments_of_each_finding(db_url: str) -> None:
+    """Before: every sync pass re-fetched and re-rendered every comment of a changed finding (quadratic)."""
+    from aar.hub.store import FEED_COMMENTS
+    from aar.hub.sync import render_finding
+
+    store = HubStore(make_engine(db_url))
+    busy = store.create_finding(FindingIn(title="busy", kind="insight"), "t1", "w1", {})
+    quiet = store.create_finding(FindingIn(title="quiet", kind="insight"), "t1", "w1", {})
+    for i in range(FEED_COMMENTS + 7):
+        store.add_comment(busy.id, "t1", "w2", f"comment {i}")
+    store.add_comment(quiet.id, "t1", "w2", "only one")
+    feed = {f.id: f for f in store.list_findings("t1", with_comments=True)}
+    assert [c.body for c in feed[busy.id].comments] == [f"comment {i}" for i in range(7, FEED_COMMENTS + 7)]
+    assert feed[busy.id].n_comments == FEED_COMMENTS + 7 and [c.body for c in feed[quiet.id].comments] == ["only one"]
+    assert len(store.get_finding(busy.id, "t1").comments) == FEED_COMMENTS + 7  # read_finding has them all
+    assert f"newest {FEED_COMMENTS} of {FEED_COMMENTS + 7} comments" in render_finding(feed[busy.id])

@@ -30,7 +30,7 @@ from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.blobs import BlobStore
 from aar.hub.routes import HubContext, findings_router, ops_router, snapshots_router
 from aar.hub.snapshots import SnapshotError, SnapshotLimits
-from aar.hub.store import HubStore, Invalid, NotFound
+from aar.hub.store import HubQuotas, HubStore, Invalid, NotFound, QuotaExceeded
 from aar.servicekit import add_health, error_handlers
 
 
@@ -47,6 +47,9 @@ class HubConfig(BaseSettings):
     max_file_bytes: int = 32 * 2**20
     max_members: int = 20_000
     max_json_bytes: int = 2 * 2**20
+    max_findings_per_worker: int = Field(default=2_000, ge=1)
+    max_comments_per_worker: int = Field(default=10_000, ge=1)
+    max_snapshot_bytes_per_worker: int = Field(default=4 * 2**30, ge=1, description="Compressed bytes stored.")
     heartbeat_timeout_s: float = 120.0
     token_cache_s: float = Field(default=30.0, gt=0, description="Unused: a revocation applies on the next "
                                  "request (kept so older settings load).")
@@ -91,7 +94,9 @@ def create_app(settings: Settings | None = None, config: HubConfig | None = None
     notifier = Notifier()
     tokens = TokenStore(make_engine(settings.sqlite_url("auth")))
     store = HubStore(make_engine(settings.sqlite_url("hub")), on_change=notifier.notify,
-                     heartbeat_timeout_s=config.heartbeat_timeout_s)
+                     heartbeat_timeout_s=config.heartbeat_timeout_s,
+                     quotas=HubQuotas(config.max_findings_per_worker, config.max_comments_per_worker,
+                                      config.max_snapshot_bytes_per_worker))
     blobs = BlobStore(config.snapshot_url or Path(settings.home).resolve() / "snapshots")
     evals = eval_client or EvalClient(config.eval_url)
     ctx = HubContext(store=store, blobs=blobs, evals=evals, tokens=tokens, limits=config.limits(),
@@ -109,7 +114,7 @@ def create_app(settings: Settings | None = None, config: HubConfig | None = None
     app = FastAPI(title="aar hub", version="1", lifespan=lifespan, max_body_size=config.max_json_bytes)
     app.state.ctx = ctx
     app.state.tokens = tokens
-    error_handlers(app, {NotFound: 404, Invalid: 400, SnapshotError: 400, EvalError: 502},
+    error_handlers(app, {NotFound: 404, Invalid: 400, QuotaExceeded: 429, SnapshotError: 400, EvalError: 502},
                    prefix={SnapshotError: "snapshot rejected: "})
     add_health(app)
     app.include_router(findings_router(ctx))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,6 +152,7 @@ def findings_router(ctx: HubContext) -> APIRouter:
 
 def snapshots_router(ctx: HubContext, max_upload_bytes: int) -> APIRouter:
     r = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
+    uploading: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
     def _store(spool: Any, p: Principal, note: str, parent_id: str | None,
                finding_id: int | None) -> SnapshotMeta:
@@ -159,9 +162,13 @@ def snapshots_router(ctx: HubContext, max_upload_bytes: int) -> APIRouter:
                             parent_id=parent_id, finding_id=finding_id, size=info.size,
                             unpacked_size=info.unpacked_size,
                             n_files=info.n_files, created_at=datetime.now(UTC))
-        if not ctx.blobs.exists(info.sha256):
-            ctx.blobs.put(info.sha256, spool)
-        return ctx.store.add_snapshot(meta)
+        # one upload per worker at a time: the quota is checked before the blob is written (a refused
+        # upload stores nothing) and holds when the record is added (racing uploads cannot pass it)
+        with uploading[(p.team, p.worker_id)]:
+            ctx.store.check_snapshot_quota(meta)
+            if not ctx.blobs.exists(info.sha256):
+                ctx.blobs.put(info.sha256, spool)
+            return ctx.store.add_snapshot(meta)
 
     @r.post("", status_code=201, response_model=SnapshotMeta, max_body_size=max_upload_bytes)
     async def upload(

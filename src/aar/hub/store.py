@@ -12,10 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from aar.hub.models import Comment, Event, Finding, FindingIn, SnapshotMeta, WorkerInfo
@@ -40,6 +41,22 @@ class NotFound(LookupError):
 
 class Invalid(ValueError):
     """The request is well-formed but refers to something wrong (answered 400)."""
+
+
+FEED_COMMENTS = 50  # the newest comments of each finding in the change feed (and so in findings/ files)
+
+
+class QuotaExceeded(ValueError):
+    """A worker reached one of its hub quotas (answered 429)."""
+
+
+@dataclass(frozen=True)
+class HubQuotas:
+    """What one worker may store on the hub: findings, comments, and compressed snapshot bytes."""
+
+    findings: int = 2_000
+    comments: int = 10_000
+    snapshot_bytes: int = 4 * 2**30
 
 
 def _finding(row: FindingRow) -> Finding:
@@ -67,8 +84,9 @@ class HubStore:
     """Typed operations over the hub tables. ``team=None`` in a read means every team (admin view)."""
 
     def __init__(self, engine: Engine, on_change: Callable[[], None] | None = None,
-                 heartbeat_timeout_s: float = 120.0) -> None:
+                 heartbeat_timeout_s: float = 120.0, quotas: HubQuotas = HubQuotas()) -> None:
         self.engine = engine
+        self.quotas = quotas
         HubBase.metadata.create_all(engine)
         self.fulltext = FullText(engine)
         self.on_change = on_change
@@ -128,7 +146,11 @@ class HubStore:
                        scores: dict[str, dict[str, Any]]) -> Finding:
         """Store a finding whose ``scores`` the caller fetched from the eval server."""
         with self._write() as s:
-            rev = self._next_rev(s)
+            rev = self._next_rev(s)  # first: the counter's row lock orders concurrent writers before the count
+            n = s.scalar(select(func.count()).select_from(FindingRow).where(
+                FindingRow.team == team, FindingRow.author == author)) or 0
+            if n >= self.quotas.findings:
+                raise QuotaExceeded(f"{author} has posted {n} findings, its quota; comment on or extend one")
             row = FindingRow(rev=rev, team=team, author=author, title=fin.title, body=fin.body, kind=fin.kind,
                              family=fin.family, config=fin.config, tags=fin.tags, parents=fin.parents,
                              submission_ids=fin.submission_ids, scores=scores, snapshot_id=fin.snapshot_id,
@@ -154,11 +176,17 @@ class HubStore:
         return out
 
     @staticmethod
-    def _comments(s: Session, ids: list[int]) -> dict[int, list[Comment]]:
+    def _comments(s: Session, ids: list[int], last: int | None = None) -> dict[int, list[Comment]]:
+        """Comments of each finding in ``ids``, oldest first (only the ``last`` newest of each, if given)."""
         out: dict[int, list[Comment]] = {}
         if not ids:
             return out
-        rows = s.scalars(select(CommentRow).where(CommentRow.finding_id.in_(ids)).order_by(CommentRow.id))
+        q = select(CommentRow).where(CommentRow.finding_id.in_(ids))
+        if last is not None:
+            newest = func.row_number().over(partition_by=CommentRow.finding_id, order_by=CommentRow.id.desc())
+            ranked = select(CommentRow.id, newest.label("n")).where(CommentRow.finding_id.in_(ids)).subquery()
+            q = q.where(CommentRow.id.in_(select(ranked.c.id).where(ranked.c.n <= last)))
+        rows = s.scalars(q.order_by(CommentRow.id))
         for c in rows:
             out.setdefault(c.finding_id, []).append(Comment(
                 id=c.id, finding_id=c.finding_id, author=c.author, body=c.body,
@@ -168,7 +196,9 @@ class HubStore:
     def list_findings(self, team: str | None, since_rev: int = 0, limit: int = 100,
                       kind: str | None = None, author: str | None = None, family: str | None = None,
                       tag: str | None = None, with_comments: bool = False) -> list[Finding]:
-        """Findings changed after ``since_rev``, oldest change first (the sync's feed)."""
+        """Findings changed after ``since_rev``, oldest change first (the sync's feed). With comments, each
+        finding carries its ``FEED_COMMENTS`` newest (``n_comments`` counts all; ``get_finding`` has all),
+        so a busy thread costs each sync pass a bounded amount, not every comment again."""
         with Session(self.engine) as s:
             q = select(FindingRow).where(FindingRow.rev > since_rev)
             if team is not None:
@@ -184,7 +214,7 @@ class HubStore:
                 rows = [r for r in rows if tag in (r.tags or [])][:limit]
             out = [_finding(r) for r in rows]
             if with_comments:
-                comments = self._comments(s, [f.id for f in out])
+                comments = self._comments(s, [f.id for f in out], last=FEED_COMMENTS)
                 for f in out:
                     f.comments = comments.get(f.id, [])
         return out
@@ -200,6 +230,9 @@ class HubStore:
         with self._write() as s:
             row = self._visible_finding(s, finding_id, team)
             rev = self._next_rev(s)
+            n = s.scalar(select(func.count()).select_from(CommentRow).where(CommentRow.author == author)) or 0
+            if n >= self.quotas.comments:
+                raise QuotaExceeded(f"{author} has posted {n} comments, its quota")
             c = CommentRow(finding_id=finding_id, author=author, body=body, created_at=utcnow())
             s.add(c)
             row.rev = rev
@@ -275,7 +308,8 @@ class HubStore:
                     if given is not None and stored is None:
                         setattr(existing, link, given)
                 return _snapshot(existing, created=False)
-            rev = self._next_rev(s)
+            rev = self._next_rev(s)  # first: the counter's row lock orders concurrent uploads before the sum
+            self._check_snapshot_quota(s, meta)
             row = SnapshotRow(id=meta.id, rev=rev, team=meta.team, worker_id=meta.worker_id, note=meta.note,
                               parent_id=meta.parent_id, finding_id=meta.finding_id, size=meta.size,
                               unpacked_size=meta.unpacked_size, n_files=meta.n_files, created_at=utcnow())
@@ -284,6 +318,20 @@ class HubStore:
                 "snapshot_id": meta.id, "parent_id": meta.parent_id, "finding_id": meta.finding_id,
                 "size": meta.size, "n_files": meta.n_files}, seq=rev)
             return _snapshot(row)
+
+    def check_snapshot_quota(self, meta: SnapshotMeta) -> None:
+        """Raise ``QuotaExceeded`` when storing ``meta`` (new content) would pass its worker's byte quota;
+        the hub calls this before it writes the blob, and :meth:`add_snapshot` again when recording."""
+        with Session(self.engine) as s:
+            if self._find_snapshot(s, meta.id, meta.team) is None:
+                self._check_snapshot_quota(s, meta)
+
+    def _check_snapshot_quota(self, s: Session, meta: SnapshotMeta) -> None:
+        used = s.scalar(select(func.coalesce(func.sum(SnapshotRow.size), 0)).where(
+            SnapshotRow.team == meta.team, SnapshotRow.worker_id == meta.worker_id)) or 0
+        if used + meta.size > self.quotas.snapshot_bytes:
+            raise QuotaExceeded(f"{meta.worker_id}'s snapshots hold {used} bytes; this one ({meta.size}) would "
+                                f"pass its quota of {self.quotas.snapshot_bytes}")
 
     def list_snapshots(self, team: str | None, worker_id: str | None = None,
                        limit: int = 100) -> list[SnapshotMeta]:

@@ -97,6 +97,8 @@ def render_finding(f: Finding) -> str:
         lines.append("")
     if f.comments:
         lines += ["## Comments", ""]
+        if f.n_comments > len(f.comments):
+            lines += [f"(the newest {len(f.comments)} of {f.n_comments} comments; the read_finding tool shows all)", ""]
         for c in f.comments:
             # each comment body is quoted under its author line, so a body cannot fake another author
             lines += [f"**{neutralise(c.author)}** ({c.created_at:%Y-%m-%d %H:%M} UTC):", "",
