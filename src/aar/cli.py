@@ -126,6 +126,8 @@ def mcp_serve(
     token: Annotated[str | None, typer.Option(envvar="AAR_WORKER_TOKEN", show_default=False,
                                               help="The worker's bearer token.")] = None,
     sync: Annotated[bool, typer.Option(help="Keep <workspace>/findings in sync.")] = True,
+    record: Annotated[str | None, typer.Option(envvar="AAR_MCP_RECORD", help=(
+        "Append each accepted submission to this host file (JSON lines; keep it outside the workspace)."))] = None,
 ) -> None:
     """Run one worker's MCP server over stdio (tools over the eval server and the hub)."""
     from pathlib import Path
@@ -139,7 +141,8 @@ def mcp_serve(
     ws = Path(workspace) if workspace else Path.cwd()
     if not ws.is_dir():
         raise UserError(f"workspace {ws} is not a directory")
-    run_stdio(McpConfig(token=token, hub_url=hub_url, eval_url=eval_url, workspace=ws, sync=sync))
+    run_stdio(McpConfig(token=token, hub_url=hub_url, eval_url=eval_url, workspace=ws, sync=sync,
+                        record=Path(record) if record else None))
 
 
 # ---------------------------------------------------------------- eval server: serve, token, audit, team

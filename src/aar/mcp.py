@@ -78,6 +78,9 @@ class McpConfig(BaseSettings):
     sync_wait: float = Field(default=20.0, ge=0.5, le=30, description="Long-poll seconds of the sync.")
     state_dir: Path | None = Field(default=None, description="Where the sync cursor is kept (outside the "
                                                              "workspace); default AAR_HOME/mcp.")
+    record: Path | None = Field(default=None, description="A host file (outside the workspace) where each "
+                                "accepted submission is appended as a JSON line: the researcher's record of "
+                                "submissions, independent of what the agent's client prints.")
 
 
 class ToolFailure(Exception):
@@ -163,6 +166,14 @@ class WorkerTools:
             predictions = load_predictions(self.workspace, predictions_file)
         sub = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
         out = sub.model_dump(mode="json")
+        if self.config.record is not None:
+            line = json.dumps({"submission_id": sub.id, "testbed": testbed,
+                               "released_pgr": (out.get("released") or {}).get("pgr")}) + "\n"
+            fd = os.open(self.config.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, line.encode())  # one write of one line: a reader never sees half of it
+            finally:
+                os.close(fd)
         try:
             self.hub.post_event("submission", {"submission_id": sub.id})
         except HubError as exc:

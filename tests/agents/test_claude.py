@@ -12,7 +12,7 @@ import pytest
 from agentkit import Live, bwrap_or_skip
 from fake_anthropic import Script, fake_messages_api
 
-from aar.agents.base import Budget, read_trajectory
+from aar.agents.base import Budget, Researcher, read_trajectory
 from aar.agents.claude import PLACEHOLDER_KEY, ClaudeConfig
 from aar.agents.providers.base import Price
 from aar.agents.worker import WorkerConfig, run_worker, worker_dir
@@ -93,7 +93,7 @@ def test_claude_code_session_in_bwrap(live: Live, monkeypatch: pytest.MonkeyPatc
     assert trajectory_flags(steps) == {"scripted_model_call": 2}  # what status and finalize show
     assert (ws / "NOTEBOOK.md").read_text().startswith("# Notebook")
     subs = [s for s in steps if s.type == "submission"]
-    assert len(subs) == 1
+    assert len(subs) == 1 and set(subs[0].data["released_pgr"]) == {"id", "ood", "combined"}  # the MCP record
     summary = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy"]
     charged = [s for s in steps if s.type == "message" and s.data.get("role") == "proxy_call"]
     assert len(summary) == 1 and summary[0].cost_usd == 0  # a note: the calls themselves carry the charge
@@ -151,3 +151,27 @@ def test_a_session_ends_on_its_wall_clock_and_leaves_no_process(live: Live, monk
     steps = read_trajectory(result.trajectory)
     assert any("wall-clock budget ran out" in s.data.get("error", "") for s in steps if s.type == "error")
     assert steps[-1].type == "run_end"
+
+
+def test_submissions_come_from_the_mcp_servers_record(tmp_path: Path) -> None:
+    """Not from the transcript: a process in the sandbox can write to the CLI's MCP pipe. The record is a
+    host file; a torn last line waits, nothing is recorded twice, and a restarted worker catches up."""
+    from aar.agents.claude import ClaudeResearcher
+
+    def researcher() -> ClaudeResearcher:
+        r = ClaudeResearcher.__new__(ClaudeResearcher)  # only the record-keeping part
+        Researcher.__init__(r, tmp_path / "trajectory.jsonl", Budget())
+        r.record_file = tmp_path / "mcp-submissions.jsonl"
+        r._record_offset = 0
+        r._recorded = {s.submission_id for s in read_trajectory(r.trajectory.path) if s.type == "submission"}
+        return r
+
+    first = researcher()
+    first.record_file.write_text('{"submission_id": "s1", "released_pgr": {"combined": 0.4}}\n{"submission_id": "s')
+    first.collect_submissions()
+    first.collect_submissions()
+    with first.record_file.open("a") as f:
+        f.write('2", "released_pgr": null}\n{"submission_id": "s3", "released_pgr": null}\n')
+    researcher().collect_submissions()  # a restart: s1 is in the trajectory already
+    subs = [s.submission_id for s in read_trajectory(tmp_path / "trajectory.jsonl") if s.type == "submission"]
+    assert subs == ["s1", "s2", "s3"]

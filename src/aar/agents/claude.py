@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from aar.agents.base import Budget, Researcher, jsonable
+from aar.agents.base import Budget, Researcher, jsonable, read_trajectory
 from aar.agents.forward import CommandSocket
 from aar.agents.llm import KICKOFF, render_prompt
 from aar.agents.providers.base import DEFAULT_PRICES, Price, price_for
@@ -105,6 +105,9 @@ class ClaudeResearcher(Researcher):
         self.mcp_argv, self.mcp_env, self.api_key = mcp_argv, mcp_env, api_key
         self.direction, self.brief = direction, brief
         self.home = trajectory_path.parent  # outside the workspace: sockets and the launcher live here
+        self.record_file = self.home / "mcp-submissions.jsonl"  # the MCP server's record of submissions
+        self._record_offset = 0  # read from the start: a run killed before it recorded one catches up
+        self._recorded = {s.submission_id for s in read_trajectory(trajectory_path) if s.type == "submission"}
         self.proxy_seconds: list[float] = []
 
     def session(self, number: int) -> bool:
@@ -172,7 +175,8 @@ class ClaudeResearcher(Researcher):
             raise SessionRefused(f"workspace uses {used} bytes, over its quota of {quota}")
         wall = None if self.budget.wall_s is None else max(1.0, self.budget.wall_s - self.usage().wall_s)
         with ModelProxy(model_sock, self.config.upstream, self.api_key, meter, owner) as proxy, \
-                CommandSocket(mcp_sock, self.mcp_argv, self.mcp_env, owner), \
+                CommandSocket(mcp_sock, self.mcp_argv, {**self.mcp_env, "AAR_MCP_RECORD": str(self.record_file)},
+                              owner), \
                 SessionGuard(self.home / "claude-session.pid", self.sandbox.workspace, quota, wall) as guard:
             sandbox = get_sandbox(self.sandbox_kind, cfg.model_copy(update={"sockets": [model_sock, mcp_sock]}))
             options = ClaudeAgentOptions(
@@ -189,14 +193,33 @@ class ClaudeResearcher(Researcher):
             try:
                 async for message in query(prompt=KICKOFF, options=options):
                     self.record(message, names)
+                    self.collect_submissions()
             except Exception as exc:  # the guard killed the CLI: say why instead of the SDK's broken pipe
                 if guard.reason is None:
                     raise
                 log.debug("session ended by the guard: %s", exc)
             finally:
                 self.proxy_seconds += proxy.stats
+                self.collect_submissions()
                 if guard.reason:
                     self.trajectory.append("error", error=f"session stopped: {guard.reason}")
+
+    def collect_submissions(self) -> None:
+        """Record the submissions the host-side MCP server accepted since the last call (its own record,
+        never the CLI's transcript, which a process in the sandbox could write to)."""
+        try:
+            with self.record_file.open("rb") as f:
+                f.seek(self._record_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self._record_offset += len(complete)
+        for line in complete.splitlines():
+            entry = json.loads(line)
+            if entry["submission_id"] not in self._recorded:
+                self._recorded.add(entry["submission_id"])
+                self.record_submission(entry["submission_id"], released_pgr=entry.get("released_pgr"))
 
     def record(self, message: Any, names: dict[str, str]) -> None:
         """One SDK message into the trajectory (and submissions, cost and tokens where it carries them)."""
@@ -215,10 +238,6 @@ class ClaudeResearcher(Researcher):
                 name = names.get(block.tool_use_id, "?")
                 text = _text(block.content)
                 self.trajectory.append("tool_result", name=name, ok=not block.is_error, result=truncate(text, 4000))
-                if name.endswith("submit_predictions") and not block.is_error:
-                    sid = _submission_id(text)
-                    if sid:
-                        self.record_submission(sid)
         elif kind == "ResultMessage":
             usage = message.usage or {}
             tokens = sum(int(usage.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
@@ -245,12 +264,3 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
     return "" if content is None else str(content)
-
-
-def _submission_id(text: str) -> str | None:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    data = data.get("result", data) if isinstance(data, dict) else data
-    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
