@@ -75,3 +75,23 @@ def test_a_bad_line_in_the_middle_is_skipped_with_a_warning(tmp_path: Path, capl
         steps = read_trajectory(path)
     assert usage_from(steps).submissions == 4
     assert sum("not a valid step" in r.message for r in caplog.records) == 2
+
+
+def test_the_trajectory_is_capped_but_keeps_charges_and_submissions(tmp_path: Path) -> None:
+    """Before: an agent printing without end grew its trajectory (and every reader's work) without bound."""
+    from aar.agents.base import Trajectory
+
+    traj = Trajectory(tmp_path / "trajectory.jsonl", max_bytes=20_000)
+    traj.append("run_start")
+    for _ in range(200):
+        traj.append("tool_result", name="shell", result="x" * 1000)
+    traj.append("message", tokens=100, cost_usd=0.5, role="proxy_call")
+    traj.append("submission", submission_id="s1")
+    traj.append("run_end")
+    steps = read_trajectory(traj.path)
+    assert traj.path.stat().st_size < 25_000
+    assert sum("no longer kept" in s.data.get("error", "") for s in steps) == 1
+    assert usage_from(steps).dollars == 0.5 and usage_from(steps).submissions == 1 and steps[-1].type == "run_end"
+    reopened = Trajectory(traj.path, max_bytes=20_000)  # a restart knows the size already written
+    reopened.append("tool_result", name="shell", result="y" * 1000)
+    assert "y" * 1000 not in traj.path.read_text()

@@ -56,12 +56,13 @@ def _processes_of(uid: int) -> list[str]:
     if os.geteuid() != 0:
         return []
     found = []
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            if d.stat().st_uid == uid:
-                found.append(d.name)
-        except OSError:
+    for d in Path("/proc").glob("[0-9]*"):  # the real uid from status: /proc/<pid> of a process that
+        try:                                 # changed uid is root's (not dumpable), whatever its uid
+            real = next(line.split()[1] for line in (d / "status").read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
             continue
+        if int(real) == uid:
+            found.append(d.name)
     return found
 
 
@@ -122,3 +123,47 @@ def test_a_timeout_that_is_not_a_positive_number_is_refused(kind: str, bad: floa
         sb.exec(["true"], timeout=bad)
     text, is_error = run_shell(sb, "echo hi", timeout=bad)
     assert is_error and "positive number" in text
+
+
+HOG = """import os, time
+while True:  # fork until RLIMIT_NPROC says no, then hold every process
+    try:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+    except OSError:
+        break
+open("hog.ready", "w").close()
+time.sleep(8)
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("own_uid", [True, False])
+def test_one_workers_processes_cannot_starve_another(own_uid: bool, small_config: SandboxConfig) -> None:
+    """Worker A holds all 32 processes its limit allows; worker B can still start one under its own uid.
+    The control (both as one uid, as before) shows B starved: RLIMIT_NPROC counts per uid."""
+    import os
+    import threading
+
+    from aar.sandbox.policy import sandbox_uid
+
+    if os.geteuid() != 0:
+        pytest.skip("per-worker uids apply when the host runs as root")
+    a_cfg = small_config.model_copy(update={"uid": sandbox_uid("t", "a"), "gid": sandbox_uid("t", "a")})
+    b_uid = sandbox_uid("t", "b") if own_uid else a_cfg.uid
+    b_ws = small_config.workspace.parent / "b-workspace"
+    b_ws.mkdir()
+    b_cfg = small_config.model_copy(update={"workspace": b_ws, "uid": b_uid, "gid": b_uid})
+    a = _sb("bwrap", a_cfg)
+    hog = threading.Thread(target=a.exec, args=(["python3", "-c", HOG],), kwargs={"timeout": 8})
+    hog.start()
+    try:
+        deadline = time.monotonic() + 6
+        while not (a_cfg.workspace / "hog.ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        r = _sb("bwrap", b_cfg).exec(["sh", "-c", "for i in 1 2 3 4 5 6; do sleep 0.2 & done; wait && echo started"],
+                                     timeout=5)
+    finally:
+        hog.join(12)
+    assert ("started" in r.stdout) == own_uid, (r.stdout, r.stderr)

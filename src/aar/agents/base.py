@@ -82,16 +82,27 @@ class Step(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+MAX_TRAJECTORY_BYTES = 256 << 20
+#: Steps kept past the size cap: the run's skeleton, submissions, detector events (and every charge).
+ESSENTIAL: frozenset[str] = frozenset({"run_start", "session_start", "session_end", "submission", "budget_stop",
+                                        "run_end", "detector"})
+
+
 class Trajectory:
     """Append-only JSONL journal of one run of a worker; every line is a validated :class:`Step`; nothing is
-    written after the run's ``run_end``."""
+    written after the run's ``run_end``. Past ``max_bytes`` (all runs together) only essential steps and
+    charges are written (one ``error`` step says so): an agent that floods its transcript cannot fill the
+    host's disk or make every reader of the file slow."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = MAX_TRAJECTORY_BYTES) -> None:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
         self.session = 0
         self.closed = False
+        self.max_bytes = max_bytes
+        self.size = path.stat().st_size if path.exists() else 0
+        self.truncated = False
         self._lock = threading.Lock()
 
     def append(self, type: StepType, *, tokens: int = 0, cost_usd: float = 0.0, submission_id: str | None = None,
@@ -101,8 +112,17 @@ class Trajectory:
         with self._lock:
             if self.closed:  # a straggling thread after run_end (e.g. an exec finishing during a stop)
                 return step
+            line = step.model_dump_json() + "\n"
+            if self.size + len(line) > self.max_bytes and type not in ESSENTIAL and not (tokens or cost_usd):
+                if self.truncated:
+                    return step
+                self.truncated = True
+                line = Step(type="error", t=step.t, session=self.session, elapsed_s=step.elapsed_s, data={
+                    "error": f"trajectory over {self.max_bytes} bytes: transcript lines are no longer kept "
+                             "(submissions, charges and the run's steps still are)"}).model_dump_json() + "\n"
             with self.path.open("a") as f:
-                f.write(step.model_dump_json() + "\n")
+                f.write(line)
+            self.size += len(line.encode())
             self.closed = type == "run_end"
         return step
 

@@ -28,6 +28,7 @@ from aar.agents.llm import LlmConfig, LlmResearcher, make_provider
 from aar.agents.tools import McpTools, mcp_command
 from aar.config import Settings, get_settings
 from aar.sandbox import Limits, Sandbox, get_sandbox, worker_config
+from aar.sandbox.policy import sandbox_uid
 from aar.w2s.testbeds import DEFAULT_TESTBED
 from aar.w2s.workspace import build_workspace
 
@@ -74,7 +75,8 @@ def open_sandbox(config: WorkerConfig, workspace: Path, ro_paths: list[Path], se
     env = {"AAR_HOME": str(settings.home.resolve()), "AAR_QUIET": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     cfg = worker_config(workspace, aar_home=settings.home, ro_paths=ro_paths, env=env, limits=config.limits,
-                        gpu_devices=[Path(f"/dev/nvidia{i}") for i in config.gpus])
+                        gpu_devices=[Path(f"/dev/nvidia{i}") for i in config.gpus],
+                        uid=sandbox_uid(config.team, config.worker))  # its own NPROC count
     return get_sandbox(config.sandbox, cfg)
 
 

@@ -9,6 +9,7 @@ secret explicitly (the worker's own MCP token is passed that way on purpose).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -79,6 +80,16 @@ def declared_label_sources() -> list[Path]:
     from aar.w2s.testbeds import all_label_sources
 
     return all_label_sources()
+
+
+SANDBOX_UID_BASE, SANDBOX_UID_RANGE = 1_000_000, 1 << 20
+
+
+def sandbox_uid(team: str, worker: str) -> int:
+    """The sandbox user of one worker when the host is root: its own uid, so ``RLIMIT_NPROC`` (counted per
+    uid) and process ownership are its own; stable across restarts; far above any real account."""
+    digest = hashlib.sha256(f"{team}/{worker}".encode()).digest()
+    return SANDBOX_UID_BASE + int.from_bytes(digest[:8], "big") % SANDBOX_UID_RANGE
 
 
 def worker_config(workspace: Path, aar_home: Path | None = None, hidden_paths: Iterable[Path] = (),
