@@ -119,13 +119,14 @@ class Meter:
             self.on_scripted(str(payload.get("model")), self.allow_scripted)
         return True
 
-    def worst_cost(self, model: str, usage: dict[str, int]) -> float:
+    def cost_of(self, model: str, usage: dict[str, int]) -> float:
+        """Dollars of ``usage`` at ``model``'s price (0 for an unpriced model)."""
         price = self.prices.get(model)
         return 0.0 if price is None else call_cost(price, usage)
 
     def admit(self, model: Any, worst: dict[str, int] | None = None) -> JSONResponse | None:
         """Reserve a slot (and the worst case ``worst``) for a call to ``model``, or the refusal to send."""
-        reserve = self.worst_cost(model, worst or {}) if self.allows(model) else 0.0
+        reserve = self.cost_of(model, worst or {}) if self.allows(model) else 0.0
         with self.lock:
             if not self.allows(model):
                 refusal = _refusal(403, "permission_error", f"model {model!r} is not allowed for this worker "
@@ -148,8 +149,8 @@ class Meter:
 
     def settle(self, model: str, usage: dict[str, int], worst: dict[str, int] | None = None) -> None:
         """Release the slot and its reservation, and charge ``usage`` at ``model``'s price."""
-        cost = self.worst_cost(model, usage)
-        reserve = self.worst_cost(model, worst or {})
+        cost = self.cost_of(model, usage)
+        reserve = self.cost_of(model, worst or {})
         tokens = sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                                                 "cache_read_input_tokens"))
         with self.lock:
@@ -310,10 +311,11 @@ async def _metered(resp: httpx.Response, meter: Meter, model: str, worst: dict[s
             yield chunk
         finished = True
     finally:
-        usage = read_usage(bytes(kept)) if resp.status_code == 200 else {}
-        if resp.status_code == 200:
-            if not ({"input_tokens", "output_tokens"} & set(usage)) or resp.headers.get("content-encoding",
-                                                                                         "identity") != "identity":
+        usage: dict[str, int] = {}
+        if resp.status_code == 200:  # an error reply is not billed upstream
+            usage = read_usage(bytes(kept))
+            encoded = resp.headers.get("content-encoding", "identity") != "identity"
+            if encoded or not {"input_tokens", "output_tokens"} & usage.keys():
                 usage = dict(worst)
             elif not finished:
                 usage["output_tokens"] = max(usage.get("output_tokens", 0), worst.get("output_tokens", 0))
