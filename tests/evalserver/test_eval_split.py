@@ -49,28 +49,3 @@ def test_different_seeds_divide_differently_and_changed_items_divide_anew(tmp_pa
     make_testbed(a, n_test=90)  # the testbed is rebuilt with other items
     tl = load_labels("tiny", a, seed=0)
     assert tl.n == 180 and (a.labels_dir / "tiny" / "eval_split.json").read_text() != before
-
-
-def test_the_division_uses_the_whole_salt() -> None:
-    """Before: only crc32(salt) seeded the division, so two salts with one checksum gave one division and
-    the 2**32 checksums could be enumerated against the published public ids."""
-    import random
-    import zlib
-
-    from aar.labels.division import divide
-
-    rng = random.Random(0)
-    seen: dict[int, str] = {}
-    for _ in range(400_000):  # a birthday search finds two random salts with the same crc32
-        salt = f"{rng.getrandbits(96):024x}"
-        crc = zlib.crc32(salt.encode())
-        if crc in seen:
-            a, b = seen[crc], salt
-            break
-        seen[crc] = salt
-    else:
-        pytest.fail("no crc32 collision found")
-    rows = [{"id": f"i{k}", "label": k % 2, "difficulty": "all"} for k in range(400)]
-    split_of = ["test_id"] * 400
-    assert divide(rows, split_of, 0.5, 0, "tb", a) != divide(rows, split_of, 0.5, 0, "tb", b)
-    assert divide(rows, split_of, 0.5, 0, "tb", a) == divide(rows, split_of, 0.5, 0, "tb", a)

