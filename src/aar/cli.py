@@ -329,6 +329,13 @@ from aar.agents.cli import worker_app  # noqa: E402
 app.add_typer(worker_app, name="worker")
 
 
+# ---------------------------------------------------------------- ideas (aar.analysis; commands in its cli.py)
+
+from aar.analysis.cli import ideas_app  # noqa: E402
+
+app.add_typer(ideas_app, name="ideas")
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
     from aar.httpclient import ServiceError
