@@ -60,7 +60,7 @@ def entropy_curve(starts: Sequence[IdeaStart], worker_end: dict[str, float], min
     """
     rng = np.random.default_rng(seed)
     ordered = sorted(starts, key=lambda s: (s.hours, s.worker))
-    first = {}
+    first: dict[str, float] = {}
     for s in ordered:
         first.setdefault(s.worker, s.hours)
     current: dict[str, str] = {}
