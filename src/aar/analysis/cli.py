@@ -53,3 +53,56 @@ def classify(
     for text, lab in zip(texts, labels, strict=True):
         table.add_row(lab.family, f"{lab.score:.2f}", text if len(text) <= 90 else text[:87] + "...")
     out.print(table)
+
+
+@ideas_app.command("list")
+def list_ideas(
+    team: Annotated[str, typer.Argument(help="A team launched from this AAR_HOME.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Every idea the team's workers tried: when, who, what, its family and its submissions."""
+    from rich.table import Table
+
+    from aar.analysis.ideas import team_ideas
+    from aar.cli import emit_json, out
+    from aar.config import get_settings
+
+    ideas = team_ideas(get_settings(), team).ideas
+    if as_json:
+        emit_json([i.model_dump(mode="json") for i in ideas])
+        return
+    table = Table("hours", "worker", "family", "subs", "idea", title=f"team {team}: {len(ideas)} ideas")
+    for i in ideas:
+        table.add_row(f"{i.hours:.2f}", i.worker, i.family, str(len(i.submission_ids)),
+                      i.description if len(i.description) <= 70 else i.description[:67] + "...")
+    out.print(table)
+
+
+@ideas_app.command("entropy")
+def entropy(
+    team: Annotated[str, typer.Argument(help="A team launched from this AAR_HOME.")],
+    min_workers: Annotated[int, typer.Option(help="Drop points with fewer active workers.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Family entropy of the active workers' ideas at each step (90% band), and the ideas' Vendi score."""
+    from rich.table import Table
+
+    from aar.analysis.diversity import entropy_curve, vendi_score
+    from aar.analysis.ideas import idea_starts, team_ideas
+    from aar.cli import emit_json, out
+    from aar.config import get_settings
+    from aar.w2s.models.encoder import EncoderSpec, embed_texts
+
+    found = team_ideas(get_settings(), team)
+    ideas = found.ideas
+    points = entropy_curve(*idea_starts(ideas, found.worker_end), min_workers=min_workers)
+    vendi = vendi_score(embed_texts(EncoderSpec(name="minilm"), [i.description for i in ideas])) if ideas else 0.0
+    if as_json:
+        emit_json({"team": team, "ideas": len(ideas), "vendi": vendi, "points": [p.model_dump() for p in points]})
+        return
+    table = Table("hours", "AAR-hours", "active", "entropy (bits)", "90% band",
+                  title=f"team {team}: {len(ideas)} ideas, Vendi score {vendi:.2f}")
+    for p in points:
+        table.add_row(f"{p.hours:.2f}", f"{p.aar_hours:.2f}", str(p.active), f"{p.entropy:.2f}",
+                      f"{p.low:.2f}-{p.high:.2f}")
+    out.print(table if points else f"no step of team {team} had {min_workers} active workers")
