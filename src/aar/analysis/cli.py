@@ -102,7 +102,10 @@ def entropy(
         return
     table = Table("hours", "AAR-hours", "active", "entropy (bits)", "90% band",
                   title=f"team {team}: {len(ideas)} ideas, Vendi score {vendi:.2f}")
-    for p in points:
+    shown = points if len(points) <= 30 else [points[round(k * (len(points) - 1) / 29)] for k in range(30)]
+    if len(shown) < len(points):
+        table.caption = f"{len(shown)} of {len(points)} steps, evenly spaced (--json has all)"
+    for p in shown:
         table.add_row(f"{p.hours:.2f}", f"{p.aar_hours:.2f}", str(p.active), f"{p.entropy:.2f}",
                       f"{p.low:.2f}-{p.high:.2f}")
     out.print(table if points else f"no step of team {team} had {min_workers} active workers")

@@ -3,7 +3,8 @@
 * :func:`family_entropy`: the Shannon entropy (bits) of a list of family labels.
 * :func:`entropy_curve`: at every iteration step (a moment some worker starts a new idea), the entropy
   of the families of the ideas the active workers are working on, against the cumulative hill-climb
-  hours (AAR-hours) so far, with a 90% band from bootstrapping the active workers; points with fewer
+  hours (AAR-hours) so far, with a 90% band from bootstrapping the active workers (bias-corrected:
+  resampling merges families, so a raw percentile band sits below the estimate); points with fewer
   than ``min_workers`` active workers are dropped (an entropy over 2 workers says little). A team
   whose workers converge on one family shows a falling curve ("entropy collapse").
 * :func:`vendi_score`: the effective number of distinct ideas, ``exp`` of the entropy of the eigenvalues
@@ -74,10 +75,15 @@ def entropy_curve(starts: Sequence[IdeaStart], worker_end: dict[str, float], min
         if len(active) < min_workers:
             continue
         fams = [current[w] for w in active]
-        boot = [family_entropy([fams[i] for i in rng.integers(0, len(fams), len(fams))]) for _ in range(n_boot)]
-        low, high = np.quantile(boot, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+        value = family_entropy(fams)
+        boot = np.array([family_entropy([fams[i] for i in rng.integers(0, len(fams), len(fams))])
+                         for _ in range(n_boot)])
+        # the plug-in entropy of a resample is biased low (duplicates merge families), so the percentile
+        # band is shifted by the bootstrap's own bias estimate, then kept inside [0, log2(active)]
+        shift = value - float(boot.mean())
+        low, high = np.clip(np.quantile(boot, [(1 - ci) / 2, 1 - (1 - ci) / 2]) + shift, 0.0, np.log2(len(fams)))
         aar_hours = sum(max(0.0, min(t, worker_end.get(w, t)) - first[w]) for w in first if first[w] <= t)
-        points.append(EntropyPoint(hours=t, aar_hours=aar_hours, active=len(active), entropy=family_entropy(fams),
+        points.append(EntropyPoint(hours=t, aar_hours=aar_hours, active=len(active), entropy=value,
                                    low=float(low), high=float(high)))
     return points
 
