@@ -27,7 +27,7 @@ def family_entropy(families: Sequence[str]) -> float:
     if not families:
         return 0.0
     p = np.array(list(Counter(families).values()), dtype=float) / len(families)
-    return float(-(p * np.log2(p)).sum())
+    return float(max(0.0, -(p * np.log2(p)).sum()))  # never -0.0
 
 
 @dataclass(frozen=True)
