@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
@@ -157,13 +157,21 @@ class WorkerTools:
             return None
         return root / f"sync-{hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]}.json"
 
+    def _relative(self, path: str) -> str:
+        """``path`` relative to the workspace: an absolute path that names a place inside it (as Claude
+        Code's tools write paths) loses that prefix, lexically; nothing is resolved on disk."""
+        pure = PurePosixPath(path)
+        if pure.is_absolute() and pure.is_relative_to(self.workspace):
+            return pure.relative_to(self.workspace).as_posix()
+        return path
+
     def submit_predictions(self, testbed: Testbed, predictions: Predictions = None,
                            predictions_file: WorkspacePath | None = None, seed: Seed = None,
                            note: Note = None, snapshot_id: SnapshotId | None = None) -> dict[str, Any]:
         if (predictions is None) == (predictions_file is None):
             raise ToolFailure("give exactly one of predictions (inline) or predictions_file (workspace path)")
         if predictions_file is not None:
-            predictions = load_predictions(self.workspace, predictions_file)
+            predictions = load_predictions(self.workspace, self._relative(predictions_file))
         sub = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
         out = sub.model_dump(mode="json")
         if self.config.record is not None:
@@ -217,7 +225,7 @@ class WorkerTools:
     def upload_snapshot(self, note: SnapshotNote = "", parent_id: SnapshotId | None = None,
                         finding_id: FindingId | None = None, path: WorkspacePath = ".",
                         exclude: Excludes = None) -> dict[str, Any]:
-        root_fd = open_dir_beneath(self.workspace, path)
+        root_fd = open_dir_beneath(self.workspace, self._relative(path))
         try:
             packed = pack_workspace(root_fd, DEFAULT_EXCLUDES + tuple(exclude or ()))
         finally:
@@ -230,7 +238,8 @@ class WorkerTools:
         return {"snapshots": [s.model_dump(mode="json") for s in self.hub.snapshots(worker, limit)]}
 
     def download_snapshot(self, snapshot_id: SnapshotId, target: WorkspacePath | None = None) -> dict[str, Any]:
-        dest = "/".join(relative_parts(target or f"snapshots/{snapshot_id[:12]}", allow_root=True)) or "."
+        dest = "/".join(relative_parts(self._relative(target or f"snapshots/{snapshot_id[:12]}"),
+                                       allow_root=True)) or "."
         files = extract_tarball(self.hub.download_snapshot(snapshot_id), Path(dest), self.workspace)
         return {"snapshot_id": snapshot_id, "target": dest, "files": len(files),
                 "sample": sorted(files)[:20]}

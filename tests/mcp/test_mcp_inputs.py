@@ -70,3 +70,19 @@ def test_tools_need_a_token_and_a_workspace(tmp_path: Path) -> None:
         WorkerTools(McpConfig(token="", workspace=tmp_path))
     with pytest.raises(ValueError, match="not a directory"):
         WorkerTools(McpConfig(token="aar_x", workspace=tmp_path / "none"))
+
+
+def test_absolute_paths_inside_the_workspace_are_accepted_lexically(tmp_path: Path) -> None:
+    """Claude Code writes absolute paths; one inside the workspace works, a link on the way still fails."""
+    ws = tmp_path / "ws"
+    (ws / "out").mkdir(parents=True)
+    (ws / "out" / "p.json").write_text('{"x": 0.3}')
+    (ws / "link").symlink_to(ws / "out")
+    tools = WorkerTools(McpConfig(token="aar_x", workspace=ws, sync=False, state_dir=tmp_path / "state"))
+    rel = tools._relative(str(ws.resolve() / "out" / "p.json"))
+    assert rel == "out/p.json" and load_predictions(ws, rel) == {"x": 0.3}
+    assert tools._relative("/etc/passwd") == "/etc/passwd"  # still refused by the walk: outside
+    with pytest.raises(UnsafePathError, match="outside the workspace"):
+        load_predictions(ws, tools._relative(str(ws.resolve() / ".." / "ws" / "out" / "p.json")))
+    with pytest.raises(UnsafePathError, match="links are not followed"):
+        load_predictions(ws, tools._relative(str(ws.resolve() / "link" / "p.json")))
