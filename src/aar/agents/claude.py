@@ -37,7 +37,7 @@ from aar.agents.base import Budget, Researcher, jsonable, read_trajectory
 from aar.agents.forward import CommandSocket
 from aar.agents.llm import KICKOFF, render_prompt
 from aar.agents.providers.base import DEFAULT_PRICES, Price, price_for
-from aar.agents.proxy import Meter, ModelProxy
+from aar.agents.proxy import Meter, ModelProxy, usage_tokens
 from aar.agents.session_guard import SessionGuard
 from aar.agents.tools import shorten, truncate
 from aar.sandbox import Sandbox, get_sandbox
@@ -160,9 +160,7 @@ class ClaudeResearcher(Researcher):
         self.trajectory.append("detector", detector="scripted_model_call", model=model, allowed=allowed)
 
     def _charge_call(self, model: str, usage: dict[str, int], dollars: float) -> None:
-        tokens = sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                                "cache_read_input_tokens"))
-        self.charge(tokens=tokens, dollars=dollars, role="proxy_call", model=model)
+        self.charge(tokens=usage_tokens(usage), dollars=dollars, role="proxy_call", model=model)
 
     async def _converse(self, number: int, model_sock: Path, mcp_sock: Path, meter: Meter) -> None:
         from claude_agent_sdk import ClaudeAgentOptions, query

@@ -68,6 +68,12 @@ def call_cost(price: Price, usage: dict[str, int]) -> float:
             / 1e6 + SERVER_TOOL_USD * (usage.get("web_search_requests", 0) + usage.get("web_fetch_requests", 0)))
 
 
+def usage_tokens(usage: dict[str, int]) -> int:
+    """All tokens of a call's usage: input, output, and prompt-cache writes and reads."""
+    return sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                         "cache_read_input_tokens"))
+
+
 def worst_usage(body_bytes: int, max_tokens: int) -> dict[str, int]:
     """The dearest usage a request of ``body_bytes`` and ``max_tokens`` can plausibly have."""
     est = math.ceil(body_bytes / BYTES_PER_TOKEN)
@@ -151,8 +157,7 @@ class Meter:
         """Release the slot and its reservation, and charge ``usage`` at ``model``'s price."""
         cost = self.cost_of(model, usage)
         reserve = self.cost_of(model, worst or {})
-        tokens = sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                                "cache_read_input_tokens"))
+        tokens = usage_tokens(usage)
         with self.lock:
             self.in_flight -= 1
             self.reserved = max(0.0, self.reserved - reserve)
