@@ -336,6 +336,56 @@ from aar.analysis.cli import ideas_app  # noqa: E402
 app.add_typer(ideas_app, name="ideas")
 
 
+@app.command("report")
+def report_cmd(
+    team: Annotated[str, typer.Argument(help="A team launched from this AAR_HOME (running or finished).")],
+    out_dir: Annotated[str | None, typer.Option("--out", help="Folder (default: AAR_HOME/runs/TEAM/report).")] = None,
+    compare: Annotated[list[str] | None, typer.Option(help="Overlay this team's entropy curve (repeatable).")] = None,
+    min_workers: Annotated[int, typer.Option(help="Entropy points need this many active workers.")] = 5,
+    judge: Annotated[str | None, typer.Option(help="Judge idea complexity with a model: anthropic, openai or "
+                                                   "scripted (default: offline measures only).")] = None,
+    judge_model: Annotated[str, typer.Option(help="The judge's model id.")] = "claude-sonnet-4-5",
+    base_url: Annotated[str | None, typer.Option(help="The judge's API base URL (vLLM, Ollama, a proxy).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the team's report: report.json, PNG plots and a self-contained report.html."""
+    import os
+    from pathlib import Path
+
+    from aar.agents.providers import ProviderError
+    from aar.analysis.report import build_report, gather, write_report
+    from aar.config import get_settings
+
+    settings = get_settings()
+    chosen = None
+    if judge is not None:
+        from aar.agents.llm import LlmConfig, make_provider
+        from aar.analysis.complexity import ComplexityJudge
+
+        try:
+            chosen = ComplexityJudge(make_provider(LlmConfig(provider=judge, model=judge_model,  # type: ignore[arg-type]
+                                                             base_url=base_url), dict(os.environ)))
+        except (ProviderError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+    target = Path(out_dir) if out_dir else settings.runs_dir / team / "report"
+    try:
+        report = build_report(gather(settings, team, compare or [], chosen, min_workers=min_workers))
+    except ProviderError as exc:
+        raise UserError(f"complexity judge: {exc}") from None
+    files = write_report(report, target)
+    if as_json:
+        emit_json(report)
+        return
+    s = report.summary
+    best = "-" if s.best_pgr is None else f"{s.best_pgr:.3f} " + (
+        "(SE unknown)" if s.best_pgr_se is None else f"± {s.best_pgr_se:.3f}")
+    out.print(f"team {team}: {s.workers} workers, {s.ideas} ideas, {s.submissions} submissions, {s.aar_hours:.2f} "
+              f"AAR-hours, best released PGR {best}, dollars {report.progress.team_cost.dollars_text()}")
+    for note in report.notes:
+        out.print(f"note: {escape(note)}")
+    out.print(f"wrote {len(files)} files to {target} (open {target / 'report.html'})")
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one-line messages."""
     from aar.httpclient import ServiceError
