@@ -307,6 +307,7 @@ def team_finalize(
                   f"PGR {fmt(e.private.pgr.combined)}")
     if frozen is not None:
         out.print(f"team {team} is frozen: {frozen.reason}")
+    out.print(f"the team's analysis (ideas, entropy, complexity, progress, cost): aar report {team}")
 
 
 # ---------------------------------------------------------------- sandbox (aar.sandbox; commands in aar/sandbox/cli.py)
@@ -332,8 +333,10 @@ app.add_typer(worker_app, name="worker")
 # ---------------------------------------------------------------- ideas (aar.analysis; commands in its cli.py)
 
 from aar.analysis.cli import ideas_app  # noqa: E402
+from aar.analysis.cli import transfer as transfer_cmd  # noqa: E402
 
 app.add_typer(ideas_app, name="ideas")
+app.command("transfer")(transfer_cmd)
 
 
 @app.command("report")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable
@@ -26,11 +27,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.client import HubClient, HubError
 from aar.hub.models import MAX_BODY_CHARS, METHOD_FAMILIES, FindingIn, FindingKind
-from aar.hub.snapshots import DEFAULT_EXCLUDES, SnapshotError, extract_tarball, pack_workspace
+from aar.hub.snapshots import DEFAULT_EXCLUDES, SnapshotError, check_tarball, extract_tarball, pack_workspace
 from aar.hub.sync import FindingsSync, finding_filename, headline_pgr
 from aar.sandbox.files import open_dir_beneath, read_beneath, relative_parts
 
 MAX_PREDICTIONS_FILE = 64 * 2**20
+IDEA_ENTRY_POINT = "run.py"  # an idea folder's one entry point: run.py --testbed NAME --out DIR
+IDEA_EXCLUDES = ("predictions.jsonl",)  # outputs, not code
 SHA256 = r"^[0-9a-f]{64}$"
 
 # Tool parameters: descriptions and the limits the hub and eval server enforce, in the JSON schemas.
@@ -43,6 +46,10 @@ WorkspacePath = Annotated[str, Field(min_length=1, max_length=1024,
 Seed = Annotated[int | None, Field(ge=0, lt=2**63, description="Seed of the run that made the predictions.")]
 Note = Annotated[str | None, Field(max_length=4000, description="Free text stored with the submission.")]
 SnapshotId = Annotated[str, Field(pattern=SHA256, description="A snapshot id: sha256 hex of its tarball.")]
+IdeaDir = Annotated[str, Field(min_length=1, max_length=1024, description=(
+    "The idea's folder in your workspace (e.g. ideas/my_idea), holding its entry point run.py: "
+    "`python run.py --testbed NAME --out DIR` writes DIR/predictions.jsonl. It is snapshotted with the "
+    "submission, so the idea can be re-run elsewhere."))]
 Title = Annotated[str, Field(min_length=1, max_length=200, description="One-line title.")]
 Kind = Annotated[FindingKind, Field(description="result (cites submission_ids) | hypothesis | insight | "
                                                 "negative | error.")]
@@ -167,15 +174,20 @@ class WorkerTools:
 
     def submit_predictions(self, testbed: Testbed, predictions: Predictions = None,
                            predictions_file: WorkspacePath | None = None, seed: Seed = None,
-                           note: Note = None, snapshot_id: SnapshotId | None = None) -> dict[str, Any]:
+                           note: Note = None, snapshot_id: SnapshotId | None = None,
+                           idea_dir: IdeaDir | None = None) -> dict[str, Any]:
         if (predictions is None) == (predictions_file is None):
             raise ToolFailure("give exactly one of predictions (inline) or predictions_file (workspace path)")
+        if idea_dir is not None and snapshot_id is not None:
+            raise ToolFailure("give idea_dir (snapshotted now) or snapshot_id (an earlier snapshot), not both")
         if predictions_file is not None:
             predictions = load_predictions(self.workspace, self._relative(predictions_file))
+        if idea_dir is not None:
+            snapshot_id = self._snapshot_idea(idea_dir, note)
         sub = self.evals.submit(self.config.token, testbed, predictions or {}, seed, note, snapshot_id)
         out = sub.model_dump(mode="json")
         if self.config.record is not None:
-            line = json.dumps({"submission_id": sub.id, "testbed": testbed,
+            line = json.dumps({"submission_id": sub.id, "testbed": testbed, "snapshot_id": snapshot_id,
                                "released_pgr": (out.get("released") or {}).get("pgr")}) + "\n"
             fd = os.open(self.config.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
@@ -187,6 +199,20 @@ class WorkerTools:
         except HubError as exc:
             out["hub_warning"] = f"submission not logged on the hub: {exc}"
         return out
+
+    def _snapshot_idea(self, idea_dir: str, note: str | None) -> str:
+        """Pack the idea folder (walked from the workspace descriptor, links skipped) and upload it; the
+        packed archive itself must hold the entry point, so a folder swapped after a check cannot pass."""
+        root_fd = open_dir_beneath(self.workspace, self._relative(idea_dir))
+        try:
+            packed = pack_workspace(root_fd, DEFAULT_EXCLUDES + IDEA_EXCLUDES)
+        finally:
+            os.close(root_fd)
+        if IDEA_ENTRY_POINT not in check_tarball(io.BytesIO(packed.data)).names:
+            raise ToolFailure(f"{idea_dir} holds no {IDEA_ENTRY_POINT} (a regular file at the folder's top): an "
+                              f"idea folder's entry point is `python {IDEA_ENTRY_POINT} --testbed NAME --out DIR`")
+        meta = self.hub.upload_snapshot(packed.data, note=f"idea {idea_dir}: {note or ''}"[:2000])
+        return meta.id
 
     def get_leaderboard(self, testbed: Testbed | None = None) -> dict[str, Any]:
         return self.evals.leaderboard(self.config.token, testbed).model_dump(mode="json")
@@ -247,8 +273,9 @@ class WorkerTools:
 
 DESCRIPTIONS = {
     "submit_predictions": "Score test predictions {item_id: P(label 1)} on the eval server, inline or from a "
-                          "JSON / JSONL file in your workspace. Returns the submission id and released "
-                          "scores.",
+                          "JSON / JSONL file in your workspace. Give idea_dir (the idea's folder with its "
+                          "run.py) so the idea is snapshotted with it and can be re-run elsewhere. Returns "
+                          "the submission id and released scores.",
     "get_leaderboard": "Your team's leaderboard: each worker's best released scores.",
     "share_finding": "Post a finding (kind: result | hypothesis | insight | negative | error). A result must "
                      "cite your submission_ids; its scores are fetched from the eval server. Synced to "

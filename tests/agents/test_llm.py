@@ -3,6 +3,7 @@ submit and share through MCP); the sandbox never sees the API key; a dollar budg
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -12,23 +13,37 @@ from agentkit import Live, bwrap_or_skip
 from aar.agents.base import Budget, read_trajectory
 from aar.agents.llm import LlmConfig
 from aar.agents.worker import WorkerConfig, run_worker
+from aar.analysis.rerun import rerun_idea
 from aar.hub.client import HubClient
+from aar.hub.snapshots import check_tarball
 
 SECRET = "sk-ant-test-SECRET-9f2c"
-TRAIN = ("python -c \"from aar.w2s.workbench import Workbench; wb = Workbench('wordsense'); "
-         "h = wb.fit((wb.weak('strong_train') > 0.5).astype(float)); "
-         "wb.save_predictions(wb.predict_tests(h), 'ideas/llm/predictions.jsonl'); print('trained')\"")
+RUN_PY = """import argparse
+from pathlib import Path
+from aar.w2s.workbench import Workbench
+ap = argparse.ArgumentParser()
+ap.add_argument("--testbed", required=True)
+ap.add_argument("--out", type=Path, required=True)
+args = ap.parse_args()
+wb = Workbench(args.testbed)
+head = wb.fit((wb.weak("strong_train") > 0.5).astype(float))
+wb.save_predictions(wb.predict_tests(head), args.out / "predictions.jsonl")
+print("trained")
+"""
 SCRIPT = [
     {"text": "Let me look around.", "tool_calls": [{"name": "shell", "arguments": {
         "command": "ls; env | grep -c sk-ant || true; ls ~/.aar 2>&1 | head -2"}}]},
-    {"text": "Train vanilla.", "tool_calls": [{"name": "shell", "arguments": {"command": TRAIN}}]},
+    {"text": "An idea folder.", "tool_calls": [{"name": "edit_file", "arguments": {
+        "command": "create", "path": "ideas/llm/run.py", "file_text": RUN_PY}}]},
+    {"text": "Train vanilla.", "tool_calls": [{"name": "shell", "arguments": {
+        "command": "python ideas/llm/run.py --testbed wordsense --out ideas/llm"}}]},
     {"text": "Note it.", "tool_calls": [{"name": "edit_file", "arguments": {
         "command": "create", "path": "NOTEBOOK.md", "file_text": "# Notebook\n\n- vanilla trained\n"}}]},
     {"text": "", "tool_calls": [{"name": "edit_file", "arguments": {
         "command": "str_replace", "path": "NOTEBOOK.md", "old_str": "vanilla trained",
         "new_str": "vanilla: submitted"}}]},
     {"text": "Submit.", "tool_calls": [{"name": "submit_predictions", "arguments": {
-        "testbed": "wordsense", "predictions_file": "ideas/llm/predictions.jsonl"}}]},
+        "testbed": "wordsense", "predictions_file": "ideas/llm/predictions.jsonl", "idea_dir": "ideas/llm"}}]},
     {"text": "Share.", "tool_calls": [{"name": "share_finding", "arguments": {
         "title": "Vanilla baseline from the scripted agent", "kind": "result", "family": "distillation",
         "body": "Trained on hard weak labels.", "submission_ids": ["{{last_result.id}}"]}}]},
@@ -67,6 +82,15 @@ def test_scripted_llm_episode_in_bwrap(live: Live, tmp_path: Path, monkeypatch: 
     assert any("edit_file" == s.data["name"] for s in errors)  # the path escape became an error result
     subs = [s for s in steps if s.type == "submission"]
     assert len(subs) == 1
+    snapshot = subs[0].data["snapshot_id"]  # the idea folder, snapshotted with the submission
+    with HubClient(live.hub_url, token) as hub:
+        code = hub.download_snapshot(snapshot)
+    assert check_tarball(io.BytesIO(code)).names == ["run.py"]  # code only: predictions.jsonl is an output
+    rerun = rerun_idea(code, "wordsense", live.settings)  # elsewhere: a fresh sandbox, no hub, no model API
+    lines = (result.workspace / "ideas/llm/predictions.jsonl").read_text().splitlines()
+    submitted = [json.loads(line) for line in lines]
+    assert rerun.ok and len(rerun.predictions) == len(submitted)
+    assert all((rerun.predictions[r["id"]] > 0.5) == (r["prob"] > 0.5) for r in submitted)  # it reproduces
     assert (result.workspace / "NOTEBOOK.md").read_text() == "# Notebook\n\n- vanilla: submitted\n"
     with HubClient(live.hub_url, token) as hub:
         mine = [f for f in hub.findings().findings if f.author == "w-llm"]

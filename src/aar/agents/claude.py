@@ -217,7 +217,8 @@ class ClaudeResearcher(Researcher):
             entry = json.loads(line)
             if entry["submission_id"] not in self._recorded:
                 self._recorded.add(entry["submission_id"])
-                self.record_submission(entry["submission_id"], released_pgr=entry.get("released_pgr"))
+                self.record_submission(entry["submission_id"], released_pgr=entry.get("released_pgr"),
+                                       snapshot_id=entry.get("snapshot_id"))
 
     def record(self, message: Any, names: dict[str, str]) -> None:
         """One SDK message into the trajectory (and submissions, cost and tokens where it carries them)."""

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aar.agents.base import Budget, Researcher, Trajectory
 from aar.agents.tools import McpTools, ToolCallError
 from aar.sandbox import Sandbox, SandboxError
-from aar.w2s.recipes import FAMILY_OF, Recipe
+from aar.w2s.recipes import FAMILY_OF, RUN_PY, Recipe
 
 MEMORY_DIR = "memory"
 STATE_FILE = f"{MEMORY_DIR}/evolve_state.json"
@@ -347,10 +347,8 @@ class EvolveResearcher(Researcher):
     def run_experiment(self, c: Candidate) -> None:
         folder = f"ideas/{c.id}"
         self.sandbox.write_file(f"{folder}/recipe.json", c.recipe.model_dump_json(indent=1).encode())
-        self.sandbox.write_file(f"{folder}/run.sh", (
-            f"#!/bin/sh\n# re-run this idea: writes predictions.jsonl and result.json here\n"
-            f"python -m aar.w2s.recipes {folder}/recipe.json --testbed {self.testbed} --out {folder}\n").encode())
-        cmd = ["python", "-m", "aar.w2s.recipes", f"{folder}/recipe.json", "--testbed", self.testbed, "--out", folder]
+        self.sandbox.write_file(f"{folder}/run.py", RUN_PY.encode())
+        cmd = ["python", f"{folder}/run.py", "--testbed", self.testbed, "--out", folder]
         self.trajectory.append("tool_call", name="sandbox.exec", arguments={"cmd": cmd})
         res = self.sandbox.exec(cmd, timeout=self.config.exec_timeout_s)
         if not res.ok:
@@ -369,26 +367,26 @@ class EvolveResearcher(Researcher):
         """Snapshot the idea's folder, submit its predictions, share what the ladder said."""
         folder = f"ideas/{c.id}"
         try:
-            snap = await tools.call("upload_snapshot", path=folder, note=f"evolve idea {c.id}: {_diff(c.recipe)}",
-                                    exclude=["predictions.jsonl"])
-            c.snapshot_id = snap["id"]
             sub = await tools.call("submit_predictions", testbed=self.testbed,
                                    predictions_file=f"{folder}/predictions.jsonl", seed=c.recipe.seed,
-                                   note=f"evolve {c.id}", snapshot_id=c.snapshot_id)
+                                   note=f"evolve {c.id}: {_diff(c.recipe)}", idea_dir=folder)
+            c.snapshot_id = sub["snapshot_id"]
         except ToolCallError as exc:
             c.error = str(exc)[:300]
             self.trajectory.append("error", error=c.error, candidate=c.id)
             return
         c.submission_id, c.released = sub["id"], sub["released"]
         c.improved = bool(sub["released"].get("improved"))
-        self.record_submission(sub["id"], candidate=c.id, improved=c.improved, released_pgr=sub["released"]["pgr"])
+        self.record_submission(sub["id"], candidate=c.id, improved=c.improved, released_pgr=sub["released"]["pgr"],
+                               snapshot_id=c.snapshot_id)
         family = self._family(c.recipe)
         kind = "result" if c.improved else "negative"
         body = (f"Recipe (evolve, generation {c.generation}, {c.origin}): `{_diff(c.recipe)}`\n\n"
                 f"Label-free proxy {c.proxy:.4f}; checks: {json.dumps(c.checks, sort_keys=True)}\n\n"
                 + ("The ladder released a better team score." if c.improved else
                    "The ladder released nothing: not better than the team's best by its margin.")
-                + f"\n\nRe-run: `sh {folder}/run.sh` (snapshot {c.snapshot_id[:12]}).")
+                + f"\n\nRe-run: `python {folder}/run.py --testbed {self.testbed} --out DIR` (snapshot "
+                f"{(c.snapshot_id or '')[:12]}).")
         try:
             found = await tools.call("share_finding", title=f"{family}: {_diff(c.recipe)}"[:200], kind=kind, body=body,
                                      family=family, tags=["evolve", f"gen{c.generation}"],

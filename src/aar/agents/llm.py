@@ -143,7 +143,8 @@ class LlmResearcher(Researcher):
             if name in mcp.names:
                 data = await mcp.call(name, **args)
                 if name == "submit_predictions" and isinstance(data.get("id"), str):
-                    self.record_submission(data["id"], released_pgr=(data.get("released") or {}).get("pgr"))
+                    self.record_submission(data["id"], released_pgr=(data.get("released") or {}).get("pgr"),
+                                           snapshot_id=data.get("snapshot_id"))
                 return {"id": call_id, "content": truncate(json.dumps(data, default=str)), "is_error": False}
             self.trajectory.append("tool_call", name=name, arguments=jsonable(shorten(args)))
             if name == "shell":

@@ -109,3 +109,75 @@ def entropy(
         table.add_row(f"{p.hours:.2f}", f"{p.aar_hours:.2f}", str(p.active), f"{p.entropy:.2f}",
                       f"{p.low:.2f}-{p.high:.2f}")
     out.print(table if points else f"no step of team {team} had {min_workers} active workers")
+
+
+def transfer(
+    team: Annotated[str, typer.Option(help="The team whose idea to re-run (launched from this AAR_HOME).")],
+    idea: Annotated[str, typer.Option(help="An idea id from `aar ideas list TEAM`, or 'best' (the idea with "
+                                           "the best released PGR).")],
+    testbed: Annotated[str, typer.Option(help="The target testbed (prepared, with baselines).")],
+    tune: Annotated[int, typer.Option(min=1, max=50, help="Recipe ideas: try this many hyper-parameter variants "
+                                                          "on the target, chosen by label-free checks only.")] = 1,
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend of the re-runs.")] = "bwrap",
+    timeout: Annotated[float, typer.Option(help="Wall-clock seconds per re-run.")] = 1800.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Re-run an idea's code, unchanged, on its own testbed and on another; score both on all test items."""
+    from rich.table import Table
+
+    from aar.analysis.ideas import team_ideas
+    from aar.analysis.rerun import IdeaRunError, idea_code
+    from aar.analysis.transfer import transfer_idea
+    from aar.cli import UserError, console, emit_json, out
+    from aar.config import get_settings
+    from aar.orchestrator.team import load_state, team_dir
+    from aar.w2s.recipes import Recipe
+
+    settings = get_settings()
+    source = load_state(settings, team).spec.testbed
+    ideas = team_ideas(settings, team).ideas
+    runnable = [i for i in ideas if i.snapshot_id or i.recipe is not None]
+    if idea == "best":
+        scored = [i for i in runnable if i.best_released_pgr is not None]
+        if not scored:
+            raise UserError(f"team {team} has no runnable idea with a released score")
+        chosen = max(scored, key=lambda i: (i.best_released_pgr or 0.0, -i.hours))
+    else:
+        found = [i for i in ideas if i.id == idea]
+        if not found:
+            raise UserError(f"team {team} has no idea {idea!r} (see `aar ideas list {team}`)")
+        chosen = found[0]
+    try:
+        code = idea_code(settings, team, chosen.snapshot_id, chosen.recipe)
+        recipe = Recipe.model_validate(chosen.recipe) if chosen.recipe is not None else None
+        result = transfer_idea(team, chosen.id, code, recipe, source, testbed, settings, tune=tune,
+                               sandbox=sandbox, timeout_s=timeout, snapshot_id=chosen.snapshot_id,
+                               progress=None if as_json else lambda m: console.print(m, highlight=False))
+    except IdeaRunError as exc:
+        raise UserError(str(exc)) from None
+    folder = team_dir(settings, team) / "transfers"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{chosen.id}-{testbed}")
+    (folder / f"{safe}.json").write_text(result.model_dump_json(indent=2))
+    if as_json:
+        emit_json(result)
+        return
+
+    def pgr(v: object, se: object = None) -> str:
+        return "-" if not isinstance(v, float | int) else f"{v:.3f}" + (f" ± {se:.3f}" if isinstance(se, float) else "")
+
+    row = result.row()
+    table = Table("", source, testbed, title=f"idea {chosen.id}: {chosen.description[:60]}")
+    table.add_row("PGR (all test items)", pgr(row["source_pgr"], row["source_pgr_se"]),
+                  pgr(row["target_pgr"], row["target_pgr_se"]))
+    for side in (result.source, result.target):
+        if not side.ok:
+            table.caption = f"{side.testbed}: {side.reason}"
+    cmp = result.target.vs_best_baseline
+    if cmp is not None:
+        table.add_row("best baseline on target", "", f"{cmp.baseline} {pgr(row['best_baseline_pgr'])}")
+        table.add_row("idea - best baseline (paired SE)", "", pgr(row["diff"], row["diff_se"]))
+    if result.chosen is not None:
+        table.add_row("tuned (label-free)", "", ", ".join(f"{k}={v}" for k, v in result.chosen.items()))
+    out.print(table)
+    out.print(f"saved to {folder / f'{safe}.json'} (aar report {team} shows it)")

@@ -8,9 +8,12 @@ Sources, per kind of researcher:
 * ``llm`` / ``claude``: every finding the worker shared (the hub); its family is the one the worker
   gave, else the offline classifier's on its title and body; its submissions are the ones it cites.
 
+* ``llm`` / ``claude`` idea folders submitted (``submit_predictions(idea_dir=...)``) that no finding cites:
+  one idea per snapshot.
+
+An idea's ``snapshot_id`` is its runnable folder (entry point ``run.py``; :mod:`aar.analysis.rerun`).
 ``hours`` counts from the team's first step. :func:`idea_starts` turns the records into the input of
-:func:`aar.analysis.diversity.entropy_curve`. Still to come (issue 18): ideas' snapshots as runnable
-folders, complexity, and ideas of LLM workers that never shared a finding.
+:func:`aar.analysis.diversity.entropy_curve`.
 """
 
 from __future__ import annotations
@@ -41,17 +44,28 @@ class Idea(BaseModel):
     families: list[str] = Field(default_factory=list, description="Every family it touches (recipes).")
     submission_ids: list[str] = Field(default_factory=list)
     finding_ids: list[int] = Field(default_factory=list)
-    snapshot_id: str | None = None
+    snapshot_id: str | None = Field(default=None, description="The idea folder's snapshot (runnable: run.py).")
+    recipe: dict[str, Any] | None = Field(default=None, description="An evolve idea's recipe (its non-default genes).")
+    best_released_pgr: float | None = Field(default=None, description="Best combined PGR released to its submissions.")
+
+
+def _submissions(steps: Sequence[Step]) -> dict[str, Step]:
+    return {s.submission_id: s for s in steps if s.type == "submission" and s.submission_id}
+
+
+def _best_released(subs: Sequence[Step]) -> float | None:
+    values = [v for s in subs if isinstance(v := (s.data.get("released_pgr") or {}).get("combined"), int | float)]
+    return max(values, default=None)
 
 
 def ideas_from_evolve(worker: str, steps: Sequence[Step], t0: datetime) -> list[Idea]:
     """The candidate recipes of an ``evolve`` worker's generations, with the submissions that name them."""
     from aar.w2s.recipes import Recipe
 
-    subs: dict[str, list[str]] = {}
-    for s in steps:
-        if s.type == "submission" and s.submission_id and isinstance(s.data.get("candidate"), str):
-            subs.setdefault(s.data["candidate"], []).append(s.submission_id)
+    subs: dict[str, list[Step]] = {}
+    for s in _submissions(steps).values():
+        if isinstance(s.data.get("candidate"), str):
+            subs.setdefault(s.data["candidate"], []).append(s)
     out: list[Idea] = []
     for s in steps:
         if s.type != "decision" or not isinstance(s.data.get("children"), list):
@@ -62,10 +76,13 @@ def ideas_from_evolve(worker: str, steps: Sequence[Step], t0: datetime) -> list[
                 families = Recipe.model_validate(diff).families()
             except (KeyError, TypeError, ValueError):
                 continue
+            mine = subs.get(child["id"], [])
+            snapshot = next((x.data["snapshot_id"] for x in mine if isinstance(x.data.get("snapshot_id"), str)), None)
             out.append(Idea(id=f"{worker}:{child['id']}", worker=worker, started_at=s.t,
                             hours=(s.t - t0).total_seconds() / 3600, description=f"recipe {child['recipe']}",
                             family=families[0], family_source="recipe", families=families,
-                            submission_ids=subs.get(child["id"], [])))
+                            submission_ids=[x.submission_id for x in mine if x.submission_id], snapshot_id=snapshot,
+                            recipe=diff, best_released_pgr=_best_released(mine)))
     return out
 
 
@@ -86,6 +103,20 @@ def ideas_from_findings(findings: Sequence[Finding], t0: datetime,
                  family=f.family or guessed[i], family_source="worker" if f.family else "classifier",
                  submission_ids=list(f.submission_ids), finding_ids=[f.id], snapshot_id=f.snapshot_id)
             for i, f in enumerate(findings)]
+
+
+def ideas_from_submissions(worker: str, steps: Sequence[Step], t0: datetime, known: set[str]) -> list[Idea]:
+    """One idea per idea folder an ``llm`` / ``claude`` worker submitted (a snapshot no finding cites)."""
+    by_snapshot: dict[str, list[Step]] = {}
+    for s in _submissions(steps).values():
+        snap = s.data.get("snapshot_id")
+        if isinstance(snap, str) and snap not in known:
+            by_snapshot.setdefault(snap, []).append(s)
+    return [Idea(id=f"{worker}:snapshot-{snap[:12]}", worker=worker, started_at=subs[0].t,
+                 hours=(subs[0].t - t0).total_seconds() / 3600, description=f"idea folder {snap[:12]} (no finding)",
+                 family="other", family_source="classifier", submission_ids=[x.submission_id or "" for x in subs],
+                 snapshot_id=snap, best_released_pgr=_best_released(subs))
+            for snap, subs in by_snapshot.items()]
 
 
 def idea_starts(ideas: Sequence[Idea], worker_end: dict[str, float] | None = None,
@@ -127,5 +158,14 @@ def team_ideas(settings: Any, team: str, classifier: FamilyClassifier | None = N
                 found += page
                 cursor = max(f.rev for f in page)
         ideas += ideas_from_findings([f for f in found if f.author in state.workers], t0, classifier)
+        for i in ideas:  # a finding's idea: its submissions' best released PGR and (if it names none) snapshot
+            subs = _submissions(trajectories.get(i.worker, []))
+            mine = [subs[x] for x in i.submission_ids if x in subs]
+            i.best_released_pgr = _best_released(mine)
+            i.snapshot_id = i.snapshot_id or next(
+                (x.data["snapshot_id"] for x in mine if isinstance(x.data.get("snapshot_id"), str)), None)
+        cited = {i.snapshot_id for i in ideas if i.snapshot_id}
+        for w, steps in trajectories.items():
+            ideas += ideas_from_submissions(w, steps, t0, cited)
     ends = {w: (steps[-1].t - t0).total_seconds() / 3600 for w, steps in trajectories.items() if steps}
     return TeamIdeas(team=team, ideas=sorted(ideas, key=lambda i: (i.started_at, i.id)), worker_end=ends)

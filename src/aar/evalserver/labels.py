@@ -26,6 +26,9 @@ log = logging.getLogger("aar.evalserver")
 
 TESTBED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PARTS: tuple[str, ...] = ("id", "ood", "combined")
+#: Sides of the test items: the public half (released scores), the private half (finalize) and all of them
+#: (trusted-side analyses, e.g. ``aar transfer``: never an agent-facing score).
+VISIBILITIES: tuple[str, ...] = ("public", "private", "all")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class TestbedLabels:
         return int(self.public.sum())
 
     def part(self, visibility: str, part: str) -> np.ndarray:
-        """Indices of the items of ``part`` (id | ood | combined) in ``visibility`` (public | private)."""
+        """Indices of the items of ``part`` (id | ood | combined) in ``visibility`` (public | private | all)."""
         return self.parts[(visibility, part)]
 
 
@@ -99,7 +102,7 @@ def load_labels(name: str, settings: Settings, fraction: float = 0.5, seed: int 
     public_ids = load_or_divide(name, rows, split_of, fraction, seed, settings)
     public = np.array([i in public_ids for i in ids])
     parts: dict[tuple[str, str], np.ndarray] = {}
-    for vis, mask in (("public", public), ("private", ~public)):
+    for vis, mask in (("public", public), ("private", ~public), ("all", np.ones_like(public))):
         parts[(vis, "id")] = np.flatnonzero(mask & ~is_ood)
         parts[(vis, "ood")] = np.flatnonzero(mask & is_ood)
         parts[(vis, "combined")] = np.flatnonzero(mask)
@@ -140,7 +143,7 @@ def _set_refs(tl: TestbedLabels, preds: BaselinePredictions) -> None:
         subset = {tl.ids[i]: int(tl.labels[i]) for i in idx}
         w, w_se = preds.reference_accuracy("weak", subset)
         s, s_se = preds.reference_accuracy("ceiling", subset)
-        for vis in ("public", "private"):
+        for vis in VISIBILITIES:
             tl.refs[(vis, part)] = Reference(w, w_se, s, s_se)
 
     def seed_matrix(which: str) -> np.ndarray:

@@ -134,6 +134,18 @@ def run_recipe(wb: Workbench, r: Recipe) -> tuple[dict[str, np.ndarray], np.ndar
     return tests, _predict(wb, heads, "strong_train")
 
 
+#: The entry point of a recipe idea's folder (beside its ``recipe.json``): every idea folder, a recipe's or an
+#: agent's own, is re-run the same way, ``python run.py --testbed NAME --out DIR``.
+RUN_PY = '''"""Re-run this idea: python run.py --testbed NAME --out DIR (writes DIR/predictions.jsonl)."""
+import sys
+from pathlib import Path
+
+from aar.w2s.recipes import main
+
+raise SystemExit(main([str(Path(__file__).with_name("recipe.json")), *sys.argv[1:]]))
+'''
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m aar.w2s.recipes RECIPE.json --testbed NAME --out DIR``: predictions + checks + timing."""
     ap = argparse.ArgumentParser(description=main.__doc__)

@@ -55,6 +55,21 @@ Task format: **{format}** ({format_help}). Sizes: {sizes}.
 - Recipes: compositions of known ideas as JSON (`library/recipes.py`, `Recipe`):
   `python -m aar.w2s.recipes ideas/x/recipe.json --testbed {testbed} --out ideas/x`
 - The method library as source, to read and copy: `library/`.
+
+## Every idea is a folder with one entry point
+Keep each idea you submit in its own folder, `ideas/<name>/`, with a `run.py` that rebuilds the
+predictions from scratch:
+
+    python ideas/<name>/run.py --testbed {testbed} --out DIR     # writes DIR/predictions.jsonl
+
+Submit with `submit_predictions(..., predictions_file="DIR/predictions.jsonl", idea_dir="ideas/<name>")`:
+the folder is snapshotted with the submission, so the idea can be re-run on other testbeds and on
+items you never see. `run.py` must take the testbed from `--testbed` (never hard-code names, ids or
+paths of this testbed), read only what `Workbench(testbed)` or the data folder gives, need no network
+or model API, and finish in minutes. A recipe idea is a folder with `recipe.json` and this `run.py`:
+
+    import sys; from pathlib import Path; from aar.w2s.recipes import main
+    raise SystemExit(main([str(Path(__file__).with_name("recipe.json")), *sys.argv[1:]]))
 - Research tools (MCP): `submit_predictions` (scores on a public half of the tests, released through a
   leak-resistant ladder: a score moves only when you beat the team's best by a margin),
   `get_leaderboard`, `share_finding` / `search_findings` / `read_finding` / `comment_on_finding` /
