@@ -547,6 +547,12 @@ def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: Complex
     others = {}
     for other in compare:
         others[other] = team_ideas(settings, other)
+    if folder_of is None:  # an agent's idea folder is counted from its snapshot, restored beside the report
+        from aar.analysis.rerun import idea_folders
+
+        folders, folder_notes = idea_folders(settings, team, ideas, team_dir(settings, team) / "idea-code")
+        notes += folder_notes
+        folder_of = lambda i: folders.get(i.id)  # noqa: E731
     transfers, transfer_notes = read_transfers(team_dir(settings, team) / "transfers")
     return ReportData(team=team, ideas=found, steps=steps, status=status, phase=state.phase,
                       testbed=state.spec.testbed, kind=state.spec.kind, pgr_se=pgr_se, final=final,

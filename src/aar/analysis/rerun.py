@@ -161,3 +161,23 @@ def idea_code(settings: Settings, team: str, snapshot_id: str | None, recipe: di
         raise IdeaRunError("the idea has no snapshot and no recipe: nothing to re-run (an LLM worker's idea "
                            "is runnable when it was submitted with idea_dir)")
     return recipe_tarball(Recipe.model_validate(recipe))
+
+
+def idea_folders(settings: Settings, team: str, ideas: list, into: Path) -> tuple[dict[str, Path], list[str]]:
+    """Restore the snapshot of each idea that has one and no recipe (an agent's own code) under ``into``,
+    for counting its lines; returns {idea id: folder} and a note per idea that could not be restored."""
+    folders: dict[str, Path] = {}
+    notes: list[str] = []
+    into.mkdir(parents=True, exist_ok=True)
+    for idea in ideas:
+        if not idea.snapshot_id or idea.recipe is not None:
+            continue
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in idea.id)
+        shutil.rmtree(into / name, ignore_errors=True)
+        try:
+            extract_tarball(idea_code(settings, team, idea.snapshot_id, None), Path(name), into)
+        except (IdeaRunError, SnapshotError, OSError) as exc:
+            notes.append(f"idea {idea.id}: code not restored ({exc})")
+            continue
+        folders[idea.id] = into / name
+    return folders, notes
