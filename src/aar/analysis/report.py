@@ -9,14 +9,13 @@ Three steps, so the middle one is testable with hand-built data and no services:
 * :func:`build_report` (pure) turns that :class:`ReportData` into a :class:`Report`: summary,
   leaderboard, family entropy against AAR-hours (with other teams' curves to compare), the Vendi score
   over time, complexity, PGR and cost (:mod:`aar.analysis.progress`), the idea table and transfers.
-* :func:`write_report` writes ``report.json``, the plots and ``report.html`` (self-contained: images
-  embedded; every text an agent could have written is HTML-escaped). Sections without data say "none yet".
+* :func:`write_report` writes ``report.json``, the plots (:mod:`aar.analysis.report_plots`) and
+  ``report.html`` (:mod:`aar.analysis.report_html`: self-contained, images embedded, every text an agent
+  could have written HTML-escaped). Sections without data say "none yet".
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,12 +32,12 @@ from aar.analysis.complexity import Complexity, ComplexityJudge, measure_ideas
 from aar.analysis.diversity import EntropyPoint, entropy_curve
 from aar.analysis.ideas import TeamIdeas, idea_starts
 from aar.analysis.progress import PrivateScore, Progress, aar_hours_at, active_spans, team_progress, worker_bests
+from aar.analysis.report_html import render_html
+from aar.analysis.report_plots import plot_report
 from aar.evalserver.models import FinalReport
 from aar.orchestrator.status import TeamStatus, trajectory_flags
 
 MAX_TRANSFER_FILE = 4 << 20
-TRANSFER_COLUMNS = ("idea", "source_testbed", "target_testbed", "source_pgr", "target_pgr", "target_pgr_se",
-                    "best_baseline", "best_baseline_pgr", "diff", "diff_se")
 
 
 @dataclass
@@ -232,8 +231,6 @@ def _leaderboard(data: ReportData, progress: Progress) -> list[LeaderRow]:
 
 # ------------------------------------------------------------------ writing: JSON, plots, HTML
 
-XLABEL = "cumulative AAR-hours (h)"
-
 
 def write_report(report: Report, out_dir: Path) -> list[Path]:
     """Write ``report.json``, the plots that have data, and ``report.html`` into ``out_dir``; their paths."""
@@ -243,248 +240,6 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
     (out_dir / "report.html").write_text(render_html(report, plots))
     return [out_dir / "report.json", *plots.values(), out_dir / "report.html"]
 
-
-def _figure(ncols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure  # the Agg canvas, no pyplot state
-
-    fig = Figure(figsize=(6.5 * ncols, 4.2), layout="constrained")
-    return fig, fig.subplots(1, ncols)
-
-
-def _se(values: Sequence[float | None]) -> list[float]:
-    return [np.nan if v is None else v for v in values]
-
-
-def plot_report(report: Report, out_dir: Path) -> dict[str, Path]:
-    """The PNG plots that have data: entropy, vendi, complexity, pgr, cost (name -> path)."""
-    figs: dict[str, Any] = {}
-    if any(s.points for s in report.entropy):
-        fig, ax = _figure()
-        for k, s in enumerate(x for x in report.entropy if x.points):
-            x = [p.aar_hours for p in s.points]
-            ax.plot(x, [p.entropy for p in s.points], color=f"C{k}", label=f"{s.team}: entropy")
-            ax.fill_between(x, [p.low for p in s.points], [p.high for p in s.points], color=f"C{k}", alpha=0.2,
-                            label=f"{s.team}: 90% band")
-        ax.set(title=f"Idea-family entropy across active workers (>= {report.min_workers})", xlabel=XLABEL,
-               ylabel="entropy (bits)")
-        ax.legend()
-        figs["entropy"] = fig
-    if report.vendi:
-        fig, ax = _figure()
-        x = [p.aar_hours for p in report.vendi]
-        ax.plot(x, [p.vendi for p in report.vendi], label="all ideas so far")
-        ax.plot(x, [p.recent for p in report.vendi], label=f"latest {report.vendi[0].window} ideas")
-        ax.set(title="Vendi score of the ideas (MiniLM embeddings)", xlabel=XLABEL,
-               ylabel="Vendi score (effective ideas)")
-        ax.legend()
-        figs["vendi"] = fig
-    if report.ideas:
-        figs["complexity"] = _complexity_figure(report)
-    if report.progress.points:
-        figs["pgr"] = _pgr_figure(report.progress)
-    if report.progress.costs:
-        figs["cost"] = _cost_figure(report.progress)
-    paths = {}
-    for name, fig in figs.items():
-        paths[name] = out_dir / f"{name}.png"
-        fig.savefig(paths[name], dpi=100)
-    return paths
-
-
-def _complexity_figure(report: Report) -> Any:
-    fig, (left, right) = _figure(2)
-    rows = [r for r in report.ideas if r.complexity]
-    x = [r.aar_hours for r in rows]
-    comps = [r.complexity.components for r in rows if r.complexity]
-    left.scatter(x, comps, s=12, alpha=0.6, label="components per idea")
-    if comps:
-        left.plot(x, np.cumsum(comps) / np.arange(1, len(comps) + 1), color="C0", label="mean so far")
-    judged = [(r.aar_hours, r.complexity.judged) for r in rows if r.complexity and r.complexity.judged]
-    if judged:
-        left.scatter(*zip(*judged, strict=True), s=14, marker="x", color="C3", label="judged score (1-10)")
-    left.set(title="Idea complexity", xlabel=XLABEL, ylabel="components / judged score")
-    left.legend()
-    best = [p for p in report.progress.team_best if p.best is not None]
-    if best:
-        right.errorbar([p.aar_hours for p in best], [p.best for p in best], yerr=_se([p.best_se for p in best]),
-                       drawstyle="steps-post", color="k", capsize=2, label="team best released PGR (± SE)")
-        right.legend()
-    else:
-        right.text(0.5, 0.5, "no released PGR yet", ha="center", transform=right.transAxes)
-    right.set(title="Team best PGR", xlabel=XLABEL, ylabel="PGR (combined)")
-    return fig
-
-
-def _pgr_figure(progress: Progress) -> Any:
-    fig, ax = _figure()
-    for k, w in enumerate(sorted({p.worker for p in progress.points})):
-        pts = [p for p in progress.points if p.worker == w and p.pgr is not None]
-        if pts:
-            ax.errorbar([p.aar_hours for p in pts], [p.pgr for p in pts], yerr=_se([p.pgr_se for p in pts]),
-                        fmt="o", ms=3, alpha=0.5, color=f"C{k % 10}", capsize=2, label=f"{w} (± SE)")
-            ax.plot([p.aar_hours for p in pts], [p.best for p in pts], drawstyle="steps-post", color=f"C{k % 10}",
-                    alpha=0.8)
-    best = [p for p in progress.team_best if p.best is not None]
-    if best:
-        ax.errorbar([p.aar_hours for p in best], [p.best for p in best], yerr=_se([p.best_se for p in best]),
-                    drawstyle="steps-post", color="k", lw=2, capsize=2, label="team best (± SE)")
-    private = [p for p in progress.private if not p.team_best and p.pgr is not None and p.aar_hours is not None]
-    if private:
-        ax.errorbar([p.aar_hours for p in private], [p.pgr for p in private], yerr=_se([p.pgr_se for p in private]),
-                    fmt="*", ms=10, color="C3", capsize=3, label="private PGR at finalize (± SE)")
-    ax.set(title="Released PGR per worker and team best", xlabel=XLABEL, ylabel="PGR (combined)")
-    ax.legend(fontsize="small")
-    return fig
-
-
-def _cost_figure(progress: Progress) -> Any:
-    fig, (left, right) = _figure(2)
-    rows = [*progress.costs, progress.team_cost]
-    names = [c.worker for c in rows]
-    left.bar(names, [c.dollars or 0.0 for c in rows], color=["C0"] * len(progress.costs) + ["k"], label="dollars")
-    for k, c in enumerate(rows):
-        if c.dollars is None:
-            left.text(k, 0, "unknown", ha="center", va="bottom", rotation=90, color="C3")
-    left.set(title="Model spend (unknown: a model without a price)", xlabel="worker", ylabel="dollars (USD)")
-    left.legend()
-    right.bar(names, [c.tokens for c in rows], color=["C1"] * len(progress.costs) + ["k"], label="tokens")
-    right.set(title="Model tokens", xlabel="worker", ylabel="tokens (input + output)")
-    right.legend()
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelrotation=45)
-    return fig
-
-
-NONE = '<p class="none">none yet</p>'
-MAX_HTML_IDEAS = 1000
-CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}"
-       "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left;vertical-align:top}"
-       "th{background:#f3f3f3}.none{color:#888}img{max-width:100%}.flag{color:#b00}")
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(v: float | int | None, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-
-def _pm(v: float | None, se: float | None) -> str:
-    """A value with its SE (every PGR is shown with one, or says it is unknown)."""
-    return "-" if v is None else f"{v:.3f} ± {se:.3f}" if se is not None else f"{v:.3f} (SE unknown)"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(plots: dict[str, Path], name: str, alt: str) -> str:
-    if name not in plots:
-        return ""
-    data = base64.b64encode(plots[name].read_bytes()).decode()
-    return f'<p><img alt="{_e(alt)}" src="data:image/png;base64,{data}"></p>'
-
-
-def _flags(flags: dict[str, int]) -> str:
-    return ", ".join(f"{k} x{v}" for k, v in sorted(flags.items()))
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    text = "-" if v is None else v if isinstance(v, str) else json.dumps(v, default=str)
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def render_html(report: Report, plots: dict[str, Path]) -> str:
-    """The self-contained HTML page (images embedded; all text escaped)."""
-    s, p = report.summary, report.progress
-    parts = [f"<h1>Team {_e(report.team)}: research report</h1>",
-             f"<p>phase {_e(report.phase or '-')} · testbed {_e(report.testbed or '-')} · researchers "
-             f"{_e(report.kind or '-')} · written {_e(report.created_at.isoformat(timespec='seconds'))}</p>"]
-    summary = [("workers", s.workers), ("ideas", s.ideas), ("submissions", s.submissions),
-               ("AAR-hours", _num(s.aar_hours, 2)), ("best released PGR", _pm(s.best_pgr, s.best_pgr_se)),
-               ("held by", s.best_worker or "-"), ("team private PGR (finalize)",
-                                                    _pm(s.private_best_pgr, s.private_best_pgr_se)),
-               ("families", ", ".join(f"{k} {v}" for k, v in s.families.items()) or "-"),
-               ("entropy first / last (bits)", f"{_num(s.entropy_first, 2)} / {_num(s.entropy_last, 2)}"),
-               ("Vendi score", _num(s.vendi, 2)), ("tokens", f"{s.tokens:,}"),
-               ("dollars", p.team_cost.dollars_text()), ("dollars per AAR-hour", _num(s.dollars_per_aar_hour, 2))]
-    parts += ["<h2>Summary</h2>", _table(["measure", "value"], summary)]
-    if report.notes:
-        parts += ["<h2>Notes</h2><ul>", *(f"<li>{_e(n)}</li>" for n in report.notes), "</ul>"]
-    parts += ["<h2>Leaderboard</h2>", _table(
-        ["worker", "direction", "phase", "subs", "best released PGR", "submission", "private PGR", "detector flags"],
-        [(r.worker, r.direction or "-", r.phase or "-", r.submissions, _pm(r.best_pgr, r.best_pgr_se),
-          r.best_submission or "-", _pm(r.private_pgr, r.private_pgr_se), _flags(r.flags) or "-")
-         for r in report.leaderboard]) if report.leaderboard else NONE]
-    parts += ["<h2>Diversity</h2>", _entropy_html(report), _img(plots, "entropy", "entropy vs AAR-hours"),
-              "<h3>Vendi score</h3>", (f"<p>{_e(_num(s.vendi, 2))} effective distinct ideas of {s.ideas}.</p>"
-                                       if report.vendi else NONE), _img(plots, "vendi", "Vendi score vs AAR-hours")]
-    parts += ["<h2>Complexity</h2>", _complexity_html(report), _img(plots, "complexity", "complexity and PGR")]
-    parts += ["<h2>Progress</h2>", _img(plots, "pgr", "PGR vs AAR-hours") if p.points else NONE, "<h3>Private "
-              "split (finalize)</h3>", _table(
-                  ["worker", "testbed", "submission", "private PGR", "public PGR", "best baseline", "vs baseline"],
-                  [("team best" if x.team_best else x.worker, x.testbed, x.submission_id, _pm(x.pgr, x.pgr_se),
-                    _pm(x.public_pgr, x.public_pgr_se), x.baseline or "-", _pm(x.diff, x.diff_se))
-                   for x in p.private]) if p.private else NONE]
-    parts += ["<h2>Cost</h2>", _table(
-        ["worker", "AAR-hours", "tokens", "dollars", "dollars per AAR-hour", "unpriced tokens (models)"],
-        [(c.worker, _num(c.hours, 2), f"{c.tokens:,}", c.dollars_text(), _num(c.dollars_per_aar_hour, 2),
-          f"{c.unpriced_tokens:,} ({', '.join(c.unpriced_models)})" if c.unpriced_tokens else "-")
-         for c in [*p.costs, p.team_cost]]) if p.costs else NONE, _img(plots, "cost", "cost per worker")]
-    parts += ["<h2>Ideas</h2>", _ideas_html(report), "<h2>Transfer</h2>", _table(
-        TRANSFER_COLUMNS, [[_cell(row.get(k)) for k in TRANSFER_COLUMNS] for row in report.transfers])
-        if report.transfers else NONE]
-    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-            f"<title>aar report: {_e(report.team)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(x for x in parts if x) + "<p>Every number is in report.json.</p></body></html>\n")
-
-
-def _entropy_html(report: Report) -> str:
-    out = []
-    for series in report.entropy:
-        pts = series.points
-        shown = pts if len(pts) <= 30 else [pts[round(k * (len(pts) - 1) / 29)] for k in range(30)]
-        out.append(f"<h3>Family entropy: team {_e(series.team)}</h3>")
-        out.append(_table(["hours", "AAR-hours", "active workers", "entropy (bits)", "90% band"],
-                          [(_num(x.hours, 2), _num(x.aar_hours, 2), x.active, _num(x.entropy, 2),
-                            f"{x.low:.2f}-{x.high:.2f}") for x in shown]) if pts else
-                   f'<p class="none">none yet (no step with {report.min_workers} active workers)</p>')
-    return "".join(out)
-
-
-def _complexity_html(report: Report) -> str:
-    s = report.summary
-    if not report.ideas:
-        return NONE
-    text = (f"<p>Mean per idea: {_e(_num(s.mean_components, 2))} method components, "
-            f"{_e(_num(s.mean_python_lines, 1))} lines of code (recipe JSON or added Python), "
-            f"judged complexity {_e(_num(s.mean_judged, 1))} (1-10).</p>")
-    if report.judge:
-        text += (f"<p>Judge: {_e(report.judge.get('model', '?'))}, prompt sha256 "
-                 f"{_e(report.judge.get('prompt_sha256', '?'))[:16]}</p>")
-    return text
-
-
-def _ideas_html(report: Report) -> str:
-    if not report.ideas:
-        return NONE
-    rows = []
-    for r in report.ideas[:MAX_HTML_IDEAS]:
-        c = r.complexity
-        rows.append((_num(r.hours, 2), r.worker, r.family, c.components if c else "-",
-                     _num(c.python_lines) if c else "-", _num(c.judged) if c else "-", len(r.submission_ids),
-                     r.description))
-    more = (f"<p>First {MAX_HTML_IDEAS} of {len(report.ideas)} ideas (report.json has all).</p>"
-            if len(report.ideas) > MAX_HTML_IDEAS else "")
-    return _table(["hours", "worker", "family", "components", "lines", "judged", "subs", "idea"], rows) + more
-
-
-# ------------------------------------------------------------------ gathering a launched team's data (I/O)
 
 def read_transfers(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows of every ``*.json`` in ``folder`` (a row, a list of rows, or ``{"rows": [...]}``), and notes."""
