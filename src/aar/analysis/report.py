@@ -86,6 +86,7 @@ class IdeaRow(BaseModel):
     families: list[str]
     description: str
     submission_ids: list[str]
+    snapshot_id: str | None = None
     complexity: Complexity | None = None
 
 
@@ -177,7 +178,8 @@ def build_report(data: ReportData, created_at: datetime | None = None) -> Report
     by_id = {c.idea_id: c for c in measures}
     rows = [IdeaRow(id=i.id, worker=i.worker, hours=i.hours, aar_hours=aar_hours_at(spans, i.started_at),
                     family=i.family, families=i.families or [i.family], description=i.description,
-                    submission_ids=i.submission_ids, complexity=by_id.get(i.id)) for i in ideas]
+                    submission_ids=i.submission_ids, snapshot_id=i.snapshot_id, complexity=by_id.get(i.id))
+            for i in ideas]
     series = [EntropySeries(team=t, points=entropy_curve(*idea_starts(found.ideas, found.worker_end),
                                                          min_workers=data.min_workers))
               for t, found in [(data.team, data.ideas), *data.compare.items()]]

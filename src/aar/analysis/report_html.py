@@ -138,10 +138,11 @@ def _ideas_html(report: Report) -> str:
         c = r.complexity
         rows.append((_num(r.hours, 2), r.worker, r.family, c.components if c else "-",
                      _num(c.python_lines) if c else "-", _num(c.judged) if c else "-", len(r.submission_ids),
-                     r.description))
+                     (r.snapshot_id or "-")[:12], r.description))
     more = (f"<p>First {MAX_HTML_IDEAS} of {len(report.ideas)} ideas (report.json has all).</p>"
             if len(report.ideas) > MAX_HTML_IDEAS else "")
-    return _table(["hours", "worker", "family", "components", "lines", "judged", "subs", "idea"], rows) + more
+    return _table(["hours", "worker", "family", "components", "lines", "judged", "subs", "code (snapshot)",
+                   "idea"], rows) + more
 
 
 # ------------------------------------------------------------------ gathering a launched team's data (I/O)

@@ -253,7 +253,7 @@ class EvalService:
         team, worker = principal.team, principal.worker_id
         sub_id = "sub_" + secrets.token_hex(12)
         correct = item_correctness(tl, probs)
-        true_public = score(tl, probs, "public", correct=correct)
+        true_public = score(tl, probs, "public", correct=correct, with_se=True)  # audit + report SEs (~0.1 s)
         hist = self._history_for(team, tl, cfg.detectors.window)
         flags, info = detect(hist, probs, worker, cfg.detectors, tl.weak_hard)
         mech = mechanism_for(cfg)
