@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +163,28 @@ def test_scores_on_all_items_cover_both_halves(home: Settings) -> None:
     assert len(tl.part("all", "combined")) == tl.n == tl.n_public + len(tl.part("private", "combined"))
     assert tl.refs[("all", "combined")] == tl.refs[("private", "combined")]  # one W and S per part
 
+
+
+def test_an_agent_idea_folder_is_restored_for_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from aar.analysis import rerun
+    from aar.analysis.complexity import python_lines
+    from aar.analysis.ideas import Idea
+
+    code = _folder({"run.py": HEAD + "x = 1\ny = 2\n", "util/helpers.py": "def f():\n    return 3\n"})
+    monkeypatch.setattr(rerun, "idea_code", lambda settings, team, snap, recipe: code if snap == "a" * 64 else
+                        (_ for _ in ()).throw(IdeaRunError("gone")))
+    now = datetime.now(UTC)
+    ideas = [Idea(id="w1:snapshot-aaaa", worker="w1", started_at=now, hours=0.0, description="d", family="other",
+                  family_source="classifier", snapshot_id="a" * 64),
+             Idea(id="w2:snapshot-bbbb", worker="w2", started_at=now, hours=0.0, description="d", family="other",
+                  family_source="classifier", snapshot_id="b" * 64),
+             Idea(id="w3:c1", worker="w3", started_at=now, hours=0.0, description="recipe {}", family="other",
+                  family_source="recipe", snapshot_id="c" * 64, recipe={})]  # recipes are counted from JSON
+    folders, notes = rerun.idea_folders(Settings(home=tmp_path / "home"), "t", ideas, tmp_path / "code")
+    assert list(folders) == ["w1:snapshot-aaaa"] and (folders["w1:snapshot-aaaa"] / "util/helpers.py").is_file()
+    assert len(notes) == 1 and "w2:snapshot-bbbb" in notes[0] and "gone" in notes[0]
+    folder = folders["w1:snapshot-aaaa"]
+    assert python_lines(folder, template=Counter()) == HEAD.count("\n") + 2 + 2  # every code line of the folder
+    assert 0 < python_lines(folder) < HEAD.count("\n") + 4  # less what the shipped library already has
