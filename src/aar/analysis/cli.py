@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from aar.config import Settings
 
 ideas_app = typer.Typer(help="What researchers tried: idea families.", no_args_is_help=True)
 
@@ -111,10 +114,27 @@ def entropy(
     out.print(table if points else f"no step of team {team} had {min_workers} active workers")
 
 
+def team_best_submission(settings: Settings, team: str) -> str | None:
+    """The team's best submission by its true public PGR (admin view; the rule finalize selects by)."""
+    from aar.evalserver.client import EvalClient
+    from aar.orchestrator.team import load_state, team_dir
+
+    state = load_state(settings, team)
+    token = (team_dir(settings, team) / "admin.token").read_text().strip()
+    client = EvalClient(state.spec.eval_url)
+    try:
+        board = client.leaderboard(token, state.spec.testbed)
+    finally:
+        client.close()
+    rows = [(r.public_true.pgr.combined, r.best_public_submission) for b in board.boards for r in b.workers
+            if r.public_true is not None and r.public_true.pgr.combined is not None and r.best_public_submission]
+    return max(rows)[1] if rows else None
+
+
 def transfer(
     team: Annotated[str, typer.Option(help="The team whose idea to re-run (launched from this AAR_HOME).")],
-    idea: Annotated[str, typer.Option(help="An idea id from `aar ideas list TEAM`, or 'best' (the idea with "
-                                           "the best released PGR).")],
+    idea: Annotated[str, typer.Option(help="An idea id from `aar ideas list TEAM`, or 'best' (the idea of the "
+                                           "team's best submission by true public PGR, as finalize selects).")],
     testbed: Annotated[str, typer.Option(help="The target testbed (prepared, with baselines).")],
     tune: Annotated[int, typer.Option(min=1, max=50, help="Recipe ideas: try this many hyper-parameter variants "
                                                           "on the target, chosen by label-free checks only.")] = 1,
@@ -137,11 +157,13 @@ def transfer(
     source = load_state(settings, team).spec.testbed
     ideas = team_ideas(settings, team).ideas
     runnable = [i for i in ideas if i.snapshot_id or i.recipe is not None]
-    if idea == "best":
-        scored = [i for i in runnable if i.best_released_pgr is not None]
-        if not scored:
-            raise UserError(f"team {team} has no runnable idea with a released score")
-        chosen = max(scored, key=lambda i: (i.best_released_pgr or 0.0, -i.hours))
+    if idea == "best":  # the idea of the team's best submission (true public PGR, as finalize selects)
+        best_sub = team_best_submission(settings, team)
+        owners = [i for i in runnable if best_sub in i.submission_ids]
+        if not owners:
+            raise UserError(f"team {team} has no runnable idea behind its best submission "
+                            f"({'none scored yet' if best_sub is None else best_sub})")
+        chosen = owners[0]
     else:
         found = [i for i in ideas if i.id == idea]
         if not found:
