@@ -268,6 +268,10 @@ def team_finalize(
     token: Annotated[str | None, typer.Option(envvar="AAR_ADMIN_TOKEN", show_default=False,
                                               help="Admin token (with --url).")] = None,
     config: EvalConfigOpt = None,
+    replay: Annotated[bool, typer.Option(help="Also re-run each selected submission's idea folder in a fresh "
+                                              "sandbox on fresh-id views: public items (must reproduce it), then "
+                                              "private items (scored).")] = False,
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend of the replays.")] = "bwrap",
     as_json: JsonFlag = False,
 ) -> None:
     """Score each worker's best-public submission on the private split; show the public-private gap."""
@@ -284,8 +288,10 @@ def team_finalize(
         for name, n in host_flags.get(entry.worker_id, {}).items():
             entry.flags[name] = entry.flags.get(name, 0) + n
     frozen = freeze_team(get_settings(), team)  # a team launched here: stopped, tokens revoked
+    replays = _replay_finalists(team, report, sandbox, quiet=as_json) if replay else None
     if as_json:
-        emit_json(report)
+        emit_json(report if replays is None else {**report.model_dump(mode="json"),
+                                                  "replays": [r.model_dump(mode="json") for r in replays]})
         return
     table = Table("worker", "testbed", "subs", "public acc", "private acc", "gap", "private PGR",
                   "vs best baseline (paired SE)", "flags",
@@ -305,9 +311,48 @@ def team_finalize(
     for e in report.team_best:
         out.print(f"team best on {e.testbed}: {e.worker_id} private acc {fmt(e.private.acc.combined)} "
                   f"PGR {fmt(e.private.pgr.combined)}")
+    if replays is not None:
+        _print_replays(team, replays, report)
     if frozen is not None:
         out.print(f"team {team} is frozen: {frozen.reason}")
     out.print(f"the team's analysis (ideas, entropy, complexity, progress, cost): aar report {team}")
+
+
+def _replay_finalists(team: str, report: Any, sandbox: str, quiet: bool) -> list[Any]:
+    """Replay the finalize report's selected submissions (workers' and the team's best, once each); saved to
+    ``runs/TEAM/replays.json``."""
+    from aar.analysis.rerun import idea_code
+    from aar.config import get_settings
+    from aar.labels.replay import replay_finalists
+    from aar.orchestrator.team import team_dir
+
+    settings = get_settings()
+    entries = list({e.submission_id: e for e in [*report.workers, *report.team_best]}.values())
+    replays = replay_finalists(settings, team, entries, lambda snap: idea_code(settings, team, snap, None),
+                               sandbox=sandbox, progress=None if quiet else lambda m: console.print(m))
+    folder = team_dir(settings, team)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "replays.json").write_text(json.dumps([r.model_dump(mode="json") for r in replays], indent=1))
+    return replays
+
+
+def _print_replays(team: str, replays: list[Any], report: Any) -> None:
+    from rich.table import Table
+
+    workers = {e.submission_id: e.worker_id for e in [*report.workers, *report.team_best]}
+    table = Table("worker", "submission", "reproduces (public)", "replay private PGR", "vs best baseline (paired SE)",
+                  "verdict", title=f"team {team}: replays on fresh-id views, no model API, no network")
+    for r in replays:
+        pgr = r.private.pgr.combined if r.private else None
+        se = r.private.pgr_se.combined if r.private and r.private.pgr_se else None
+        vs = r.vs_best_baseline
+        table.add_row(workers.get(r.submission_id, "?"), r.submission_id[:16],
+                      "-" if r.public_agreement is None else f"{r.public_agreement:.1%}",
+                      "-" if pgr is None else f"{pgr:.3f}" + ("" if se is None else f" ± {se:.3f}"),
+                      "-" if vs is None or vs.diff.combined is None else
+                      f"{vs.diff.combined:+.3f}±{vs.paired_se.combined:.3f} vs {vs.baseline}",
+                      "result" if r.reproducible else f"NOT REPRODUCIBLE: {r.reason}")
+    out.print(table)
 
 
 # ---------------------------------------------------------------- sandbox (aar.sandbox; commands in aar/sandbox/cli.py)

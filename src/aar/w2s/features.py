@@ -48,6 +48,15 @@ def _key(tb: Testbed, spec: ModelSpec) -> str:
     return content_key(FEATURES_VERSION, spec.model_dump(), ids)[:16]
 
 
+def strong_spec(tb: Testbed) -> ModelSpec:
+    """The strong model of ``tb``: the one its ``testbed.json`` records (``strong_model``, e.g. a replay
+    view under a fresh name), else the registry default for its name."""
+    from aar.w2s.testbeds import default_models
+
+    recorded = tb.meta.get("strong_model")
+    return ModelSpec.model_validate(recorded) if recorded else default_models(tb.name)[1]
+
+
 def store_dir(tb: Testbed, spec: ModelSpec, settings: Settings) -> Path:
     return public_dir(tb.name, settings) / "features" / _key(tb, spec)
 
@@ -61,11 +70,9 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
     from aar.w2s.methods.elicitation import consistent_zero_shot
     from aar.w2s.models import build_model
     from aar.w2s.models.encoder import EncoderModel
-    from aar.w2s.testbeds import default_models
-
     settings = settings or get_settings()
-    spec = strong or default_models(testbed)[1]
     tb = load_testbed(testbed, settings)
+    spec = strong or strong_spec(tb)
     dest = store_dir(tb, spec, settings)
     if (dest / MARKER).exists():
         return dest
@@ -100,12 +107,10 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
 
 def load_features(testbed: str, settings: Settings | None = None, strong: ModelSpec | None = None) -> FeatureStore:
     """The exported feature store of ``testbed`` (its default strong model unless ``strong`` is given)."""
-    from aar.w2s.testbeds import default_models
-
     settings = settings or get_settings()
-    spec = strong or default_models(testbed)[1]
     tb_dir = public_dir(testbed, settings) / "features"
     tb = load_testbed(testbed, settings)
+    spec = strong or strong_spec(tb)
     folder = store_dir(tb, spec, settings)
     if not (folder / MARKER).exists():
         raise TestbedError(f"no feature store for {testbed!r} under {tb_dir} (`aar worker run` exports it)")
