@@ -5,16 +5,14 @@ files outside its output, or writes the wrong items, is reported with the reason
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aar.analysis.rerun import IdeaRunError, recipe_tarball, rerun_idea
+from aar.analysis.rerun import IdeaRunError, folder_tarball, recipe_tarball, rerun_idea
 from aar.analysis.transfer import score_all_items, transfer_idea, tuning_variants
 from aar.config import Settings
 from aar.sandbox.bwrap import bwrap_problem
@@ -103,14 +101,7 @@ def test_tuning_never_switches_an_idea_on() -> None:
 
 
 def _folder(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return folder_tarball({name: text.encode() for name, text in files.items()})
 
 
 HEAD = """import argparse, json, os, sys

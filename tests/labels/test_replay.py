@@ -4,15 +4,14 @@ item id does not reproduce (the ids are fresh); one whose code calls the model A
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
+from aar.analysis.rerun import folder_tarball
 from aar.config import Settings
 from aar.evalserver.labels import load_labels
 from aar.evalserver.scoring import score
@@ -62,14 +61,7 @@ def home(small_home: Settings) -> Settings:
 
 
 def _folder(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return folder_tarball({name: text.encode() for name, text in files.items()})
 
 
 def _vanilla(settings: Settings) -> dict[str, float]:

@@ -51,15 +51,20 @@ class Rerun(BaseModel):
     predictions: dict[str, float] = Field(default_factory=dict, exclude=True, repr=False)
 
 
-def recipe_tarball(recipe: Recipe) -> bytes:
-    """An idea folder (``recipe.json`` + the recipe ``run.py``) as a snapshot-style tarball."""
+def folder_tarball(files: dict[str, bytes]) -> bytes:
+    """An idea folder ``{relative path: content}`` as a snapshot-style gzipped tarball."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("recipe.json", recipe.model_dump_json(indent=1).encode()), (ENTRY_POINT, RUN_PY.encode())):
+        for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def recipe_tarball(recipe: Recipe) -> bytes:
+    """A recipe's idea folder: ``recipe.json`` and the recipe ``run.py``."""
+    return folder_tarball({"recipe.json": recipe.model_dump_json(indent=1).encode(), ENTRY_POINT: RUN_PY.encode()})
 
 
 def rerun_idea(code: bytes, testbed: str, settings: Settings, *, sandbox: str = "bwrap",
