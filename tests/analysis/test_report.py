@@ -15,8 +15,10 @@ from PIL import Image
 from aar.agents.base import Step
 from aar.analysis.diversity import vendi_score
 from aar.analysis.ideas import Idea, TeamIdeas
-from aar.analysis.report import Report, ReportData, build_report, read_transfers, vendi_of, write_report
-from aar.evalserver.models import FinalEntry, FinalReport, PartValues, Scores
+from aar.analysis.report import Report, ReportData, build_report, read_replays, read_transfers, vendi_of, write_report
+from aar.analysis.transfer import ScoredRun, TransferResult
+from aar.evalserver.models import BaselineComparison, FinalEntry, FinalReport, PartValues, Scores
+from aar.labels.replay import Replay
 from aar.orchestrator.status import TeamStatus, WorkerStatus
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -141,6 +143,29 @@ def test_transfer_files_tolerate_shapes_and_junk(tmp_path: Path) -> None:
     rows, notes = read_transfers(tmp_path)
     assert [r["idea"] for r in rows] == ["x", "y", "z"] and len(notes) == 2
     assert read_transfers(tmp_path / "absent") == ([], [])
+
+
+def test_transfer_results_and_replay_verdicts_reach_the_page(tmp_path: Path) -> None:
+    side = ScoredRun(testbed="a", ok=True, pgr=PartValues(combined=0.4), pgr_se=PartValues(combined=0.02))
+    target = side.model_copy(update={"testbed": "b", "vs_best_baseline": BaselineComparison(
+        baseline="zeroshot", baseline_pgr=PartValues(combined=0.38), diff=PartValues(combined=0.02),
+        paired_se=PartValues(combined=0.007))})
+    result = TransferResult(team="t", idea="w1:c1", snapshot_id=None, source=side, target=target)
+    (tmp_path / "transfers").mkdir()
+    (tmp_path / "transfers" / "w1.json").write_text(result.model_dump_json())  # what `aar transfer` saves
+    rows, notes = read_transfers(tmp_path / "transfers")
+    assert notes == [] and rows == [result.row()] and rows[0]["diff_se"] == 0.007
+    hostile = Replay(submission_id="sub_1", snapshot_id=None, reproducible=False, reason=f"exit 1: {XSS}")
+    (tmp_path / "replays.json").write_text(json.dumps([hostile.model_dump(mode="json")]))
+    replays, notes = read_replays(tmp_path / "replays.json")
+    assert replays == [hostile] and notes == []
+    (tmp_path / "bad.json").write_text("[{}]")
+    assert read_replays(tmp_path / "bad.json")[0] == [] and len(read_replays(tmp_path / "bad.json")[1]) == 1
+    report = build_report(data(transfers=rows, replays=replays))
+    write_report(report, tmp_path / "out")
+    text = (tmp_path / "out" / "report.html").read_text()
+    assert "<script" not in text.lower() and "not reproducible: exit 1: &lt;script&gt;" in text
+    assert "<td>0.020</td><td>0.007</td>" in text  # the transfer's paired difference and its SE
 
 
 def test_cli_writes_the_report_of_a_synthetic_team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,9 @@ from aar.analysis.ideas import TeamIdeas, idea_starts
 from aar.analysis.progress import PrivateScore, Progress, aar_hours_at, active_spans, team_progress, worker_bests
 from aar.analysis.report_html import render_html
 from aar.analysis.report_plots import plot_report
+from aar.analysis.transfer import TransferResult
 from aar.evalserver.models import FinalReport
+from aar.labels.replay import Replay
 from aar.orchestrator.status import TeamStatus, trajectory_flags
 
 MAX_TRANSFER_FILE = 4 << 20
@@ -58,6 +60,7 @@ class ReportData:
     embeddings: np.ndarray | None = None
     compare: dict[str, TeamIdeas] = field(default_factory=dict)
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    replays: list[Replay] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     min_workers: int = 5
     vendi_window: int = 20
@@ -141,6 +144,7 @@ class Report(BaseModel):
     ideas: list[IdeaRow]
     progress: Progress
     transfers: list[dict[str, Any]]
+    replays: list[Replay] = Field(default_factory=list, description="finalize --replay verdicts, if run.")
     notes: list[str]
 
 
@@ -206,7 +210,7 @@ def build_report(data: ReportData, created_at: datetime | None = None) -> Report
     return Report(team=data.team, created_at=created_at or datetime.now(UTC), phase=data.phase, testbed=data.testbed,
                   kind=data.kind, summary=summary, leaderboard=leaderboard, min_workers=data.min_workers,
                   entropy=series, vendi=vendi, judge=data.judge, ideas=rows, progress=progress,
-                  transfers=data.transfers, notes=data.notes)
+                  transfers=data.transfers, replays=data.replays, notes=data.notes)
 
 
 def _leaderboard(data: ReportData, progress: Progress) -> list[LeaderRow]:
@@ -257,9 +261,27 @@ def read_transfers(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except (OSError, ValueError) as exc:
             notes.append(f"transfer file {path.name} skipped: {exc}")
             continue
+        if isinstance(data, dict) and "source" in data and "target" in data:  # what `aar transfer` saves
+            try:
+                data = TransferResult.model_validate(data).row()
+            except ValueError as exc:
+                notes.append(f"transfer file {path.name} skipped: {str(exc).splitlines()[0]}")
+                continue
         found = data.get("rows") if isinstance(data, dict) and isinstance(data.get("rows"), list) else data
         rows += [r for r in (found if isinstance(found, list) else [found]) if isinstance(r, dict)]
     return rows, notes
+
+
+def read_replays(path: Path) -> tuple[list[Replay], list[str]]:
+    """The verdicts ``aar team finalize --replay`` saved (``runs/<team>/replays.json``), and notes."""
+    if not path.is_file() or path.is_symlink():
+        return [], []
+    try:
+        if path.stat().st_size > MAX_TRANSFER_FILE:
+            raise ValueError("over 4 MiB")
+        return [Replay.model_validate(r) for r in json.loads(path.read_text())], []
+    except (OSError, ValueError, TypeError) as exc:
+        return [], [f"replays.json skipped: {str(exc).splitlines()[0]}"]
 
 
 def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: ComplexityJudge | None = None,
@@ -311,8 +333,11 @@ def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: Complex
         notes += folder_notes
         folder_of = lambda i: folders.get(i.id)  # noqa: E731
     transfers, transfer_notes = read_transfers(team_dir(settings, team) / "transfers")
+    replays, replay_notes = read_replays(team_dir(settings, team) / "replays.json")
+    transfer_notes += replay_notes
     return ReportData(team=team, ideas=found, steps=steps, status=status, phase=state.phase,
                       testbed=state.spec.testbed, kind=state.spec.kind, pgr_se=pgr_se, final=final,
                       complexity=measure_ideas(ideas, folder_of, judge), judge=judge.info() if judge else None,
-                      embeddings=embeddings, compare=others, transfers=transfers, notes=notes + transfer_notes,
+                      embeddings=embeddings, compare=others, transfers=transfers, replays=replays,
+                      notes=notes + transfer_notes,
                       min_workers=min_workers)

@@ -99,6 +99,15 @@ def render_html(report: Report, plots: dict[str, Path]) -> str:
     parts += ["<h2>Ideas</h2>", _ideas_html(report), "<h2>Transfer</h2>", _table(
         TRANSFER_COLUMNS, [[_cell(row.get(k)) for k in TRANSFER_COLUMNS] for row in report.transfers])
         if report.transfers else NONE]
+    parts += ["<h2>Replays (finalize --replay: fresh ids, no model API, no network)</h2>", _table(
+        ["submission", "reproduces its public submission", "replay private PGR", "vs best baseline (paired SE)",
+         "verdict"],
+        [(r.submission_id, "-" if r.public_agreement is None else f"{r.public_agreement:.1%}",
+          _pm(r.private.pgr.combined, r.private.pgr_se.combined if r.private.pgr_se else None) if r.private else "-",
+          "-" if r.vs_best_baseline is None else f"{r.vs_best_baseline.baseline} "
+          + _pm(r.vs_best_baseline.diff.combined, r.vs_best_baseline.paired_se.combined),
+          "result" if r.reproducible else f"not reproducible: {r.reason}") for r in report.replays])
+        if report.replays else NONE]
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>aar report: {_e(report.team)}</title><style>{CSS}</style></head><body>"
             + "\n".join(x for x in parts if x) + "<p>Every number is in report.json.</p></body></html>\n")

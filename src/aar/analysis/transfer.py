@@ -25,7 +25,7 @@ from aar.w2s.recipes import Recipe
 TUNABLE_STRENGTHS = ("filter_keep", "weight_power", "zeroshot_mix", "self_train_mix", "test_zeroshot_mix")
 
 
-class TestbedScore(BaseModel):
+class ScoredRun(BaseModel):
     """An idea's re-run on one testbed, scored on all its test items."""
 
     testbed: str
@@ -54,8 +54,8 @@ class TransferResult(BaseModel):
     team: str
     idea: str
     snapshot_id: str | None
-    source: TestbedScore
-    target: TestbedScore
+    source: ScoredRun
+    target: ScoredRun
     tuning: list[Trial] = Field(default_factory=list)
     chosen: dict[str, float | None] | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -76,7 +76,7 @@ class TransferResult(BaseModel):
                 "target_ok": self.target.ok, "target_reason": self.target.reason}
 
 
-def score_all_items(testbed: str, predictions: dict[str, float], settings: Settings) -> TestbedScore:
+def score_all_items(testbed: str, predictions: dict[str, float], settings: Settings) -> ScoredRun:
     """Accuracy and PGR (bootstrap SE) on every test item, and the paired comparison with the best baseline."""
     from aar.evalserver.labels import load_labels
     from aar.evalserver.scoring import compare_with_best_baseline, score
@@ -84,7 +84,7 @@ def score_all_items(testbed: str, predictions: dict[str, float], settings: Setti
     tl = load_labels(testbed, settings)
     probs = np.array([predictions[i] for i in tl.ids], dtype=np.float64)
     s = score(tl, probs, "all", with_se=True)
-    return TestbedScore(testbed=testbed, ok=True, pgr=s.pgr, pgr_se=s.pgr_se, acc=s.acc,
+    return ScoredRun(testbed=testbed, ok=True, pgr=s.pgr, pgr_se=s.pgr_se, acc=s.acc,
                         vs_best_baseline=compare_with_best_baseline(tl, probs, "all"))
 
 
@@ -124,9 +124,9 @@ def _bounds(name: str) -> tuple[float, float]:
     return float(lo if lo is not None else 0.0), float(hi if hi is not None else 1.0)
 
 
-def _scored(run: Rerun, settings: Settings) -> TestbedScore:
+def _scored(run: Rerun, settings: Settings) -> ScoredRun:
     if not run.ok:
-        return TestbedScore(testbed=run.testbed, ok=False, reason=run.reason, seconds=run.seconds)
+        return ScoredRun(testbed=run.testbed, ok=False, reason=run.reason, seconds=run.seconds)
     scored = score_all_items(run.testbed, run.predictions, settings)
     scored.seconds = run.seconds
     return scored
@@ -161,7 +161,7 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
             if best is None or proxy > best[0]:
                 best = (proxy, run, variant)
         if best is None:
-            tgt = TestbedScore(testbed=target, ok=False, reason="every tuning variant failed")
+            tgt = ScoredRun(testbed=target, ok=False, reason="every tuning variant failed")
         else:
             tgt = _scored(best[1], settings)
             tgt.proxy = round(best[0], 4)
