@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -120,3 +123,40 @@ def test_code_that_calls_the_model_api_fails_and_says_why(home: Settings) -> Non
 def test_a_submission_without_an_idea_folder_is_not_a_result(home: Settings) -> None:
     r = replay_submission(load_labels("wordsense", home), {}, "sub_y", None, None, home)
     assert not r.reproducible and "idea_dir" in (r.reason or "")
+
+
+PROBE = HEAD + """import os
+found = []
+for up in Path.cwd().parents:  # the workspace lies inside the view's home, inside the real AAR_HOME
+    for name in ("test_id.jsonl", "test_ood.jsonl"):
+        p = up / "labels" / "wordsense" / name
+        try:
+            found.append(len(p.read_text()))
+        except OSError:
+            pass
+print("LEAKED" if found else "nothing", found)
+raise SystemExit(3 if found else 4)
+"""
+
+
+def test_a_replay_cannot_reach_the_real_label_store(home: Settings) -> None:
+    from aar.labels.replay import _run_on
+
+    # A home outside /tmp (the sandbox's /tmp is its own), its label store world-readable (a careless host):
+    # only the sandbox's masks stand between the replayed code and the labels.
+    real = Path(tempfile.mkdtemp(prefix="aar-replay-home-", dir="/var/tmp"))
+    try:
+        for sub in ("testbeds", "labels"):
+            shutil.copytree(home.home / sub, real / sub, symlinks=True)
+        (real / "cache").symlink_to(home.cache_dir.resolve(), target_is_directory=True)
+        for p in [real, *real.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        settings = Settings(home=real)
+        tl = load_labels("wordsense", settings)
+        root = settings.runs_dir / "replays"
+        root.mkdir(parents=True)
+        preds, why, _ = _run_on(_folder({"run.py": PROBE}), "wordsense", set(tl.ids[:5]), settings, root, "bwrap",
+                                120)
+        assert preds is None and why is not None and "exit 4" in why, why  # exit 3: it read labels
+    finally:
+        shutil.rmtree(real, ignore_errors=True)

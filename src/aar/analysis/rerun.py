@@ -19,6 +19,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -69,7 +70,7 @@ def recipe_tarball(recipe: Recipe) -> bytes:
 
 def rerun_idea(code: bytes, testbed: str, settings: Settings, *, sandbox: str = "bwrap",
                timeout_s: float = 1800.0, limits: Limits | None = None,
-               replace: dict[str, bytes] | None = None) -> Rerun:
+               replace: dict[str, bytes] | None = None, hidden: Sequence[Path] = ()) -> Rerun:
     """Run the idea folder in ``code`` (a snapshot tarball) on ``testbed``; see the module docstring.
 
     Args:
@@ -79,6 +80,7 @@ def rerun_idea(code: bytes, testbed: str, settings: Settings, *, sandbox: str = 
         timeout_s: wall clock for the whole run.
         limits: resource limits (default: a worker's).
         replace: files of the idea folder to overwrite after extraction (tuned hyper-parameters).
+        hidden: more host paths to mask (a replay view's home lies inside the real AAR_HOME: mask that too).
     """
     from aar.w2s.workspace import build_workspace
 
@@ -101,8 +103,9 @@ def rerun_idea(code: bytes, testbed: str, settings: Settings, *, sandbox: str = 
             (info.root / IDEA_DIR / name).write_bytes(data)
         env = {"AAR_HOME": str(settings.home.resolve()), "AAR_QUIET": "1", "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+        # no sockets: no hub, MCP or model API
         config = worker_config(info.root, aar_home=settings.home, ro_paths=info.sandbox_paths, env=env,
-                               limits=limits or Limits(wall_s=timeout_s))  # no sockets: no hub, MCP or model API
+                               hidden_paths=hidden, limits=limits or Limits(wall_s=timeout_s))
         try:
             sb = get_sandbox(sandbox, config)
             res = sb.exec(["python", f"{IDEA_DIR}/{ENTRY_POINT}", "--testbed", testbed, "--out", OUT_DIR],

@@ -106,7 +106,8 @@ def _run_on(code: bytes, name: str, ids: set[str], settings: Settings, root: Pat
     try:
         view = build_view(name, ids, settings, home)
         try:
-            run = rerun_idea(code, view.name, view.settings, sandbox=sandbox, timeout_s=timeout_s)
+            run = rerun_idea(code, view.name, view.settings, sandbox=sandbox, timeout_s=timeout_s,
+                             hidden=[settings.home.resolve()])  # the real AAR_HOME (labels) around the view
         except IdeaRunError as exc:
             return None, str(exc), 0.0
         if not run.ok:
