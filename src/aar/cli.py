@@ -68,13 +68,18 @@ def testbed_prepare(
     as_json: JsonFlag = False,
 ) -> None:
     """Build a testbed: label-free public splits with the weak model's outputs, the label store and the card."""
-    from aar.labels.prepare import prepare_testbed
+    from dataclasses import replace
 
+    from aar.labels.prepare import prepare_testbed
+    from aar.w2s.models.encoder import ENCODE_STATS
+
+    before = replace(ENCODE_STATS)
     card = prepare_testbed(name, max_items=max_items, new_salt=new_salt)
     if as_json:
         emit_json(card)
     else:
         out.print(card.to_markdown())
+    console.print(ENCODE_STATS.since(before).summary(), highlight=False)
 
 
 @testbed_app.command("show")
@@ -100,15 +105,20 @@ def baselines(
     as_json: JsonFlag = False,
 ) -> None:
     """Train and evaluate baseline methods with labels (trusted admin side) and store W and S."""
+    from dataclasses import replace
+
     from aar.labels.baselines import run_baselines
+    from aar.w2s.models.encoder import ENCODE_STATS
     from aar.w2s.report import print_report
 
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    before = replace(ENCODE_STATS)
     report = run_baselines(testbed, methods=names, seeds=seeds, progress=not as_json)
     if as_json:
         emit_json(report)
     else:
         print_report(report, out)
+    console.print(ENCODE_STATS.since(before).summary(), highlight=False)
 
 
 # ---------------------------------------------------------------- mcp (hub & MCP server: aar.hub, aar.mcp)

@@ -133,3 +133,21 @@ def test_word_cosine_compares_the_answer_with_the_marked_word_alone(small_home: 
     want = (words * embed_texts(spec, answers, cache)).sum(1)
     assert marked_word(prompts[0]) == "bank"
     assert np.allclose(got, want, atol=1e-6)
+
+
+def test_the_cold_path_counts_only_texts_the_cache_did_not_have(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from aar.w2s.models.cache import ArrayCache
+    from aar.w2s.models.encoder import ENCODE_STATS, EncoderSpec, embed_texts
+
+    spec, cache = EncoderSpec(name="minilm", layers=1), ArrayCache(tmp_path / "cache")
+    texts = [f"cold path text {k} {tmp_path.name}" for k in range(5)]  # unique to this test: never cached
+    before = replace(ENCODE_STATS)
+    embed_texts(spec, texts + texts[:2], cache)
+    first = ENCODE_STATS.since(before)
+    assert first.texts == 5 and first.seconds > 0 and "5 texts embedded" in first.summary()
+    before = replace(ENCODE_STATS)
+    embed_texts(spec, texts[::-1], cache)
+    assert ENCODE_STATS.since(before).texts == 0
+    assert ENCODE_STATS.since(before).summary() == "cold path: every embedding came from the cache"

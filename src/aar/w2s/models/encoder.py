@@ -11,6 +11,7 @@ same family. ``pool="target"`` embeds only the tokens of the word marked ``*like
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -82,8 +83,36 @@ def _target_mask(text: str, offsets: list[tuple[int, int]], attention: list[int]
     return list(attention)
 
 
+@dataclass
+class EncodeStats:
+    """What this process has encoded (texts the cache did not have) and the seconds it took: the cold path."""
+
+    texts: int = 0
+    seconds: float = 0.0
+
+    def since(self, before: EncodeStats) -> EncodeStats:
+        return EncodeStats(self.texts - before.texts, self.seconds - before.seconds)
+
+    def summary(self) -> str:
+        if not self.texts:
+            return "cold path: every embedding came from the cache"
+        return (f"cold path: {self.texts:,} texts embedded in {self.seconds:.0f} s "
+                f"({self.texts / max(self.seconds, 1e-9):.0f} texts/s)")
+
+
+ENCODE_STATS = EncodeStats()
+
+
 def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings of ``texts`` (batched by length)."""
+    """Mean-pooled, L2-normalised embeddings of ``texts`` (batched by length); counted in ``ENCODE_STATS``."""
+    start = time.monotonic()
+    out = _encode_batches(spec, texts)
+    ENCODE_STATS.texts += len(texts)
+    ENCODE_STATS.seconds += time.monotonic() - start
+    return out
+
+
+def _encode_batches(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
     import torch
 
     tokenizer, model = _load(resolve_model_path(spec.name), spec.layers)
