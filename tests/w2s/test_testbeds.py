@@ -191,3 +191,15 @@ def test_binary_definition_counts_and_texts_do_not_reveal_labels(small_home: Set
 def test_testbed_names_cannot_escape_aar_home(tmp_path, name: str) -> None:
     with pytest.raises(TestbedError, match="invalid testbed name"):
         load_testbed(name, settings=Settings(home=tmp_path))
+
+
+def test_card_counts_the_halves_the_eval_server_scores(small_home: Settings) -> None:
+    from aar.evalserver.labels import load_labels
+
+    card = load_card("wordsense", small_home)
+    tl = load_labels("wordsense", small_home)  # the eval server keeps the division prepare made
+    for split, ood in (("test_id", False), ("test_ood", True)):
+        public = int((tl.public & (tl.is_ood == ood)).sum())
+        assert card.halves[split] == {"public": public, "private": card.counts[split] - public}
+        assert 0.4 < public / card.counts[split] < 0.6
+    assert "## Test halves" in card.to_markdown()

@@ -52,6 +52,9 @@ class TestbedCard(BaseModel):
     )
     criteria: list[Criterion] = Field(default_factory=list)
     baseline_note: str | None = None
+    halves: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="test split -> items in its public half (released scores) and its private "
+        "half (the final score)")
 
     def to_markdown(self) -> str:
         lines = [
@@ -66,6 +69,10 @@ class TestbedCard(BaseModel):
         ]
         lines += ["## Splits", "", "| split | items | label 1 share |", "|---|---|---|"]
         lines += [f"| {s} | {n} | {self.label_balance.get(s, float('nan')):.3f} |" for s, n in self.counts.items()]
+        if self.halves:
+            lines += ["", "## Test halves", "", "| split | public (scores released) | private (final score) |",
+                      "|---|---|---|"]
+            lines += [f"| {s} | {h.get('public', 0)} | {h.get('private', 0)} |" for s, h in self.halves.items()]
         lines += [
             "",
             "## Label balance by difficulty",
