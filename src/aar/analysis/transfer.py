@@ -146,7 +146,7 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
     trials: list[Trial] = []
     chosen: dict[str, float | None] | None = None
     if recipe is not None and tune > 1:
-        best: tuple[float, Rerun, Recipe] | None = None
+        best: tuple[float, Rerun, dict[str, float | None]] | None = None
         for k, variant in enumerate(tuning_variants(recipe, tune)):
             say(f"tuning on {target}: variant {k + 1} of {tune}")
             run = rerun_idea(code, target, settings, sandbox=sandbox, timeout_s=timeout_s,
@@ -159,13 +159,13 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
             proxy = label_free_proxy(target, run.predictions, settings)
             trials.append(Trial(params=params, ok=True, proxy=round(proxy, 4)))
             if best is None or proxy > best[0]:
-                best = (proxy, run, variant)
+                best = (proxy, run, params)
         if best is None:
             tgt = ScoredRun(testbed=target, ok=False, reason="every tuning variant failed")
         else:
             tgt = _scored(best[1], settings)
             tgt.proxy = round(best[0], 4)
-            chosen = trials[[t.proxy for t in trials].index(round(best[0], 4))].params
+            chosen = best[2]
     else:
         say(f"re-running {idea} on {target}")
         run = rerun_idea(code, target, settings, sandbox=sandbox, timeout_s=timeout_s)
