@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import os
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aar.evalserver.client import EvalClient, EvalError
 from aar.hub.client import HubClient, HubError
 from aar.hub.models import MAX_BODY_CHARS, METHOD_FAMILIES, FindingIn, FindingKind
-from aar.hub.snapshots import DEFAULT_EXCLUDES, SnapshotError, check_tarball, extract_tarball, pack_workspace
+from aar.hub.snapshots import DEFAULT_EXCLUDES, SnapshotError, extract_tarball, pack_workspace
 from aar.hub.sync import FindingsSync, finding_filename, headline_pgr
 from aar.sandbox.files import open_dir_beneath, read_beneath, relative_parts
 
@@ -208,7 +207,7 @@ class WorkerTools:
             packed = pack_workspace(root_fd, DEFAULT_EXCLUDES + IDEA_EXCLUDES)
         finally:
             os.close(root_fd)
-        if IDEA_ENTRY_POINT not in check_tarball(io.BytesIO(packed.data)).names:
+        if IDEA_ENTRY_POINT not in packed.names:
             raise ToolFailure(f"{idea_dir} holds no {IDEA_ENTRY_POINT} (a regular file at the folder's top): an "
                               f"idea folder's entry point is `python {IDEA_ENTRY_POINT} --testbed NAME --out DIR`")
         meta = self.hub.upload_snapshot(packed.data, note=f"idea {idea_dir}: {note or ''}"[:2000])

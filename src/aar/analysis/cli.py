@@ -146,7 +146,7 @@ def transfer(
     from rich.table import Table
 
     from aar.analysis.ideas import team_ideas
-    from aar.analysis.rerun import IdeaRunError, idea_code
+    from aar.analysis.rerun import IdeaRunError, idea_code, safe_name
     from aar.analysis.transfer import transfer_idea
     from aar.cli import UserError, console, emit_json, out
     from aar.config import get_settings
@@ -179,7 +179,7 @@ def transfer(
         raise UserError(str(exc)) from None
     folder = team_dir(settings, team) / "transfers"
     folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{chosen.id}-{testbed}")
+    safe = safe_name(f"{chosen.id}-{testbed}")
     (folder / f"{safe}.json").write_text(result.model_dump_json(indent=2))
     if as_json:
         emit_json(result)

@@ -171,6 +171,11 @@ def idea_code(settings: Settings, team: str, snapshot_id: str | None, recipe: di
     return recipe_tarball(Recipe.model_validate(recipe))
 
 
+def safe_name(text: str) -> str:
+    """``text`` as a file name: letters, digits, ``-``, ``_`` and ``.`` kept, anything else ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 def idea_folders(settings: Settings, team: str, ideas: list, into: Path) -> tuple[dict[str, Path], list[str]]:
     """Restore the snapshot of each idea that has one and no recipe (an agent's own code) under ``into``,
     for counting its lines; returns {idea id: folder} and a note per idea that could not be restored."""
@@ -180,7 +185,7 @@ def idea_folders(settings: Settings, team: str, ideas: list, into: Path) -> tupl
     for idea in ideas:
         if not idea.snapshot_id or idea.recipe is not None:
             continue
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in idea.id)
+        name = safe_name(idea.id)
         shutil.rmtree(into / name, ignore_errors=True)
         try:
             extract_tarball(idea_code(settings, team, idea.snapshot_id, None), Path(name), into)

@@ -69,6 +69,7 @@ class PackResult:
     n_files: int
     unpacked_size: int
     skipped: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the files packed, sorted
 
 
 def _excluded(rel: str, name: str, patterns: tuple[str, ...]) -> bool:
@@ -161,7 +162,7 @@ def pack_workspace(root: Path | int, excludes: tuple[str, ...] = DEFAULT_EXCLUDE
     out = buf.getvalue()
     if len(out) > limits.max_upload_bytes:
         raise SnapshotError(f"snapshot is {len(out)} bytes compressed; the cap is {limits.max_upload_bytes}")
-    return PackResult(out, len(files), total, skipped)
+    return PackResult(out, len(files), total, skipped, sorted(files))
 
 
 def _is_dir_entry(dfd: int, name: str) -> bool:

@@ -22,7 +22,6 @@ by item *text* would still carry over; the private half must stop being publishe
 from __future__ import annotations
 
 import dataclasses
-import json
 import secrets
 import shutil
 import tempfile
@@ -35,8 +34,7 @@ from pydantic import BaseModel
 from aar.config import Settings
 from aar.evalserver.labels import TestbedLabels
 from aar.evalserver.models import BaselineComparison, Scores
-from aar.w2s.features import FEATURES_VERSION, export_features, load_features, store_dir
-from aar.w2s.models.cache import MARKER
+from aar.w2s.features import FeatureStore, export_features, load_features, save_features
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Split, Testbed, load_testbed, write_public
 
 REPRODUCE_AT_LEAST = 0.99
@@ -72,15 +70,9 @@ def build_view(name: str, test_ids: set[str], settings: Settings, home: Path) ->
     view = Testbed(view_name, src.format, splits, {**src.meta, "strong_model": store.spec.model_dump()})
     vs = Settings(home=home)
     write_public(view, vs)
-    dest = store_dir(load_testbed(view_name, vs), store.spec, vs)
-    dest.mkdir(parents=True)
-    for split in PUBLIC_SPLITS:
-        np.save(dest / f"{split}.npy", store.x[split][rows[split]], allow_pickle=False)
-        np.save(dest / f"{split}.zeroshot.npy", store.zeroshot[split][rows[split]], allow_pickle=False)
-    meta = {"version": FEATURES_VERSION, "testbed": view_name, "format": src.format, "spec": store.spec.model_dump(),
-            "blocks": store.blocks, "head_c": store.head_c, "rows": {s: len(rows[s]) for s in PUBLIC_SPLITS}}
-    (dest / "meta.json").write_text(json.dumps(meta))
-    (dest / MARKER).write_text("")
+    save_features(FeatureStore(view_name, src.format, store.spec, {s: store.x[s][rows[s]] for s in PUBLIC_SPLITS},
+                               {s: store.zeroshot[s][rows[s]] for s in PUBLIC_SPLITS}, store.blocks, store.head_c),
+                  load_testbed(view_name, vs), vs)
     return View(vs, view_name, original)
 
 
@@ -159,11 +151,14 @@ def replay_finalists(settings: Settings, team: str, entries: list, fetch_code: C
     from aar.evalserver.store import Store
 
     store = Store(make_engine(settings.sqlite_url("evalserver")))
+    labels: dict[str, TestbedLabels] = {}
     out: list[Replay] = []
     for e in entries:
         if progress:
             progress(f"replaying {e.worker_id}'s {e.submission_id} on {e.testbed}")
-        tl = load_labels(e.testbed, settings)
+        if e.testbed not in labels:
+            labels[e.testbed] = load_labels(e.testbed, settings)
+        tl = labels[e.testbed]
         row = store.get(e.submission_id)
         snap = getattr(row, "snapshot_id", None)
         submitted = dict(zip(tl.ids, stored_probs(store, tl, e.submission_id).tolist(), strict=True))

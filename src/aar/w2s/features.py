@@ -70,6 +70,7 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
     from aar.w2s.methods.elicitation import consistent_zero_shot
     from aar.w2s.models import build_model
     from aar.w2s.models.encoder import EncoderModel
+
     settings = settings or get_settings()
     tb = load_testbed(testbed, settings)
     spec = strong or strong_spec(tb)
@@ -79,23 +80,35 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
     model = build_model(spec, tb.format, settings.cache_dir)
     if not isinstance(model, EncoderModel):
         raise TestbedError(f"the feature store needs a frozen-feature encoder strong model, not {spec.backend!r}")
+    blocks: dict[str, tuple[int, int]] = {}
+    x: dict[str, np.ndarray] = {}
+    zs: dict[str, np.ndarray] = {}
+    for split in PUBLIC_SPLITS:
+        items = tb[split].items
+        cols, start = [], 0
+        for k, view in enumerate(model.views):
+            one = EncoderModel(tb.format, views=[view], cache_dir=settings.cache_dir)
+            part = one.item_features(items).astype(np.float32)
+            blocks[f"{k}:{view.spec.name}"] = (start, start + part.shape[1])
+            start += part.shape[1]
+            cols.append(part)
+        x[split], zs[split] = np.concatenate(cols, axis=1), consistent_zero_shot(model, items)
+    return save_features(FeatureStore(tb.name, tb.format, spec, x, zs, blocks, model.head_config.C), tb, settings)
+
+
+def save_features(store: FeatureStore, tb: Testbed, settings: Settings) -> Path:
+    """Write ``store`` as the feature store of ``tb`` (whose splits its rows follow); returns its folder.
+
+    Written into a temporary folder and moved into place, so a reader never sees half a store."""
+    dest = store_dir(tb, store.spec, settings)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-"))
     try:
-        blocks: dict[str, tuple[int, int]] = {}
         for split in PUBLIC_SPLITS:
-            items = tb[split].items
-            cols, start = [], 0
-            for k, view in enumerate(model.views):
-                one = EncoderModel(tb.format, views=[view], cache_dir=settings.cache_dir)
-                part = one.item_features(items).astype(np.float32)
-                blocks[f"{k}:{view.spec.name}"] = (start, start + part.shape[1])
-                start += part.shape[1]
-                cols.append(part)
-            np.save(tmp / f"{split}.npy", np.concatenate(cols, axis=1), allow_pickle=False)
-            np.save(tmp / f"{split}.zeroshot.npy", consistent_zero_shot(model, items), allow_pickle=False)
-        meta = {"version": FEATURES_VERSION, "testbed": tb.name, "format": tb.format, "spec": spec.model_dump(),
-                "blocks": blocks, "head_c": model.head_config.C, "rows": {s: len(tb[s]) for s in PUBLIC_SPLITS}}
+            np.save(tmp / f"{split}.npy", store.x[split], allow_pickle=False)
+            np.save(tmp / f"{split}.zeroshot.npy", store.zeroshot[split], allow_pickle=False)
+        meta = {"version": FEATURES_VERSION, "testbed": tb.name, "format": tb.format, "spec": store.spec.model_dump(),
+                "blocks": store.blocks, "head_c": store.head_c, "rows": {s: len(tb[s]) for s in PUBLIC_SPLITS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         (tmp / MARKER).write_text("")
         os.chmod(tmp, 0o755)
