@@ -4,9 +4,10 @@ shipped baseline on the **private** half by at least 2 paired SE, and how soon?
 Needs an AAR_HOME with the default testbed prepared and its baselines stored (``aar testbed prepare``,
 ``aar baselines``: it stores every baseline method's predictions). Starts the eval server and hub on
 loopback, runs the worker in bwrap, then scores (trusted side, the eval server's own code) every
-submission against the stored baselines on the private half, with the paired SE of the difference.
-The selected submission is the one the eval server's finalize picks (best true public score), as
-for a real team.
+submission on the never-published private half: each candidate's recipe re-run in this process on a
+fresh-id view of the private items, against the stored baselines with the paired SE of the difference.
+The selected submission is the one finalize picks (best true public score), as for a real team, and it
+is also replayed the way finalize does (its idea folder in a sandbox without network).
 
     .venv/bin/python benchmarks/bench_evolve.py --home .aar --minutes 20
 """
@@ -14,8 +15,9 @@ for a real team.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +25,6 @@ import numpy as np
 
 os.environ.setdefault("AAR_QUIET", "1")
 WEAK_LABEL_BASELINES = ("vanilla", "vanilla_soft", "confident", "logconf")  # trained on the weak labels
-
-
-def read_predictions(path: Path) -> dict[str, float]:
-    return {r["id"]: r["prob"] for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
 def main() -> None:
@@ -40,6 +38,7 @@ def main() -> None:
     from aar.agents.base import Budget, read_trajectory
     from aar.agents.evolve import EvolveConfig
     from aar.agents.worker import WorkerConfig, run_worker
+    from aar.analysis.rerun import idea_code
     from aar.auth import TokenStore
     from aar.config import get_settings
     from aar.db import make_engine
@@ -50,8 +49,12 @@ def main() -> None:
     from aar.evalserver.scoring import compare_with_best_baseline
     from aar.hub.app import HubConfig
     from aar.hub.app import create_app as hub_app
+    from aar.labels.replay import build_view, replay_finalists
     from aar.servicekit import serve_in_thread
+    from aar.w2s.recipes import Recipe, run_recipe
     from aar.w2s.testbeds import DEFAULT_TESTBED
+    from aar.w2s.testbeds.base import TEST_SPLITS
+    from aar.w2s.workbench import Workbench
 
     settings = get_settings()
     team = f"bench-{int(time.time())}"
@@ -78,9 +81,16 @@ def main() -> None:
         print(f"  {name:13s} " + "  ".join(
             f"{p} {pgr_of(tl, correct, p):.3f}" for p in ("id", "ood", "combined")))
 
+    home = Path(tempfile.mkdtemp(prefix="bench-view-"))
+    view = build_view(DEFAULT_TESTBED, {i for i in tl.ids if i not in set(tl.submit_ids)}, settings, home)
+    wb = Workbench(view.name, view.settings)
+
     def probs_of(candidate: str) -> np.ndarray:
-        preds = read_predictions(result.workspace / "ideas" / candidate / "predictions.jsonl")
-        return np.array([preds[i] for i in tl.ids])
+        """The candidate's recipe re-run on the private view: NaN on the public items."""
+        recipe = Recipe.model_validate_json((result.workspace / "ideas" / candidate / "recipe.json").read_text())
+        test, _ = run_recipe(wb, recipe)
+        preds = {view.original[i]: float(p) for s in TEST_SPLITS for i, p in zip(wb.ids(s), test[s], strict=True)}
+        return np.array([preds.get(i, np.nan) for i in tl.ids])
 
     def line(c: BaselineComparison) -> str:
         return ", ".join(f"{p} {getattr(c.baseline_pgr, p) + getattr(c.diff, p):.3f} vs "
@@ -105,6 +115,14 @@ def main() -> None:
                   f"{' (best weak-label baseline)' if among else ' (best baseline)'}: {line(c)}")
     print("first submission >= 2 paired SE above the best baseline: "
           + (f"{first_win:.1f} min" if first_win is not None else "none"))
+    shutil.rmtree(home, ignore_errors=True)
+    final = replay_finalists(settings, report, lambda snap: idea_code(settings, team, snap, None),
+                             sandbox=args.sandbox)
+    for e in final.team_best:
+        r = e.replay
+        print("finalize replay of the selected idea: " + (
+            f"private PGR {e.private.pgr.combined:.3f}" if e.private and e.private.pgr.combined is not None
+            else f"not reproducible: {r.reason if r else '?'}"))
 
 
 def pgr_of(tl, correct: np.ndarray, part: str) -> float:  # type: ignore[no-untyped-def]

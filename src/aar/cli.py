@@ -185,8 +185,11 @@ def serve(
     hub_port: Annotated[int, typer.Option(help="Hub port.")] = 8711,
     config: EvalConfigOpt = None,
     hub: Annotated[bool, typer.Option(help="Also run the hub (when aar.hub is importable).")] = True,
+    dashboard: Annotated[bool, typer.Option(help="Also run the web dashboard (admin login).")] = True,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8712,
 ) -> None:
-    """Run the eval server and the hub as two processes until interrupted (Ctrl-C)."""
+    """Run the eval server, the hub and the dashboard as processes until interrupted (Ctrl-C)."""
+    import os
     from pathlib import Path
 
     from aar.evalserver import launch
@@ -197,6 +200,11 @@ def serve(
         console.print(f"[yellow]warning:[/yellow] hub not started: aar.hub.app is not importable ({problem})",
                       highlight=False, soft_wrap=True)
     services = launch.plan(host, port, hub_port, Path(config) if config else None, hub and problem is None)
+    if dashboard:  # the dashboard reads the services it is started beside
+        os.environ["AAR_DASH_EVAL_URL"], os.environ["AAR_DASH_HUB_URL"] = services[0].url, f"http://{host}:{hub_port}"
+        services.append(launch.Service("dashboard", f"http://{host}:{dashboard_port}", [
+            sys.executable, "-m", "uvicorn", "--factory", "aar.dashboard.app:create_app", "--host", host,
+            "--port", str(dashboard_port), "--log-level", "warning", "--no-access-log"]))
 
     def ready(started: list[launch.Service]) -> None:
         console.print("serving " + ", ".join(f"{s.name} at {s.url}" for s in started) + " (Ctrl-C stops)",
@@ -274,95 +282,80 @@ def team_finalize(
     team: Annotated[str, typer.Argument(help="Team to finalise.")],
     testbed: Annotated[str | None, typer.Option(help="Only this testbed.")] = None,
     url: Annotated[str | None, typer.Option(
-        help="Ask the eval server at this URL instead of reading here.")] = None,
+        help="Ask the eval server at this URL for the selection instead of reading here.")] = None,
     token: Annotated[str | None, typer.Option(envvar="AAR_ADMIN_TOKEN", show_default=False,
                                               help="Admin token (with --url).")] = None,
     config: EvalConfigOpt = None,
-    replay: Annotated[bool, typer.Option(help="Also re-run each selected submission's idea folder in a fresh "
-                                              "sandbox on fresh-id views: public items (must reproduce it), then "
-                                              "private items (scored).")] = False,
+    replay: Annotated[bool, typer.Option(help="Replay each selected idea to score it on the private half (the "
+                                              "only private score there is; --no-replay selects only).")] = True,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend of the replays.")] = "bwrap",
     as_json: JsonFlag = False,
 ) -> None:
-    """Score each worker's best-public submission on the private split; show the public-private gap."""
-    from rich.table import Table
+    """Select each worker's best true-public submission and replay its idea on the never-published private half.
 
+    Each idea folder runs in a fresh sandbox with no model API, network or hub, on fresh-id views: first on
+    the public items (it must reproduce its own submission), then on the private items (scored, with the
+    paired SE against the best baseline on the same items). Saved to runs/TEAM/final.json."""
     from aar.config import get_settings
     from aar.evalserver.admin import finalize
     from aar.orchestrator.status import team_trajectory_flags
-    from aar.orchestrator.team import freeze_team
+    from aar.orchestrator.team import final_path, freeze_team
 
-    report = finalize(get_settings(), team, _eval_config(config), testbed, url, token)
-    host_flags = team_trajectory_flags(get_settings(), team)  # e.g. the proxy's scripted model calls
+    settings = get_settings()
+    report = finalize(settings, team, _eval_config(config), testbed, url, token)
+    host_flags = team_trajectory_flags(settings, team)  # e.g. the proxy's scripted model calls
     for entry in [*report.workers, *report.team_best]:
         for name, n in host_flags.get(entry.worker_id, {}).items():
             entry.flags[name] = entry.flags.get(name, 0) + n
-    frozen = freeze_team(get_settings(), team)  # a team launched here: stopped, tokens revoked
-    replays = _replay_finalists(team, report, sandbox, quiet=as_json) if replay else None
+    frozen = freeze_team(settings, team)  # a team launched here: stopped, tokens revoked
+    if replay:
+        from aar.analysis.rerun import idea_code
+        from aar.labels.replay import replay_finalists
+
+        report = replay_finalists(settings, report, lambda snap: idea_code(settings, team, snap, None),
+                                  sandbox=sandbox, progress=None if as_json else lambda m: console.print(m))
+        path = final_path(settings, team)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report.model_dump_json(indent=1))
     if as_json:
-        emit_json(report if replays is None else {**report.model_dump(mode="json"),
-                                                  "replays": [r.model_dump(mode="json") for r in replays]})
+        emit_json(report)
         return
-    table = Table("worker", "testbed", "subs", "public acc", "private acc", "gap", "private PGR",
-                  "vs best baseline (paired SE)", "flags",
-                  title=f"team {team}: private split (selected = best true public score)")
-
-    def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    for e in report.workers:
-        flags = ", ".join(f"{k} x{v}" for k, v in sorted(e.flags.items()))
-        vs = e.vs_best_baseline
-        versus = "-" if vs is None or vs.diff.combined is None else (
-            f"{vs.diff.combined:+.3f}±{vs.paired_se.combined:.3f} vs {vs.baseline}")
-        table.add_row(e.worker_id, e.testbed, str(e.submissions), fmt(e.public.acc.combined),
-                      fmt(e.private.acc.combined), fmt(e.gap.combined), fmt(e.private.pgr.combined), versus, flags)
-    out.print(table)
-    for e in report.team_best:
-        out.print(f"team best on {e.testbed}: {e.worker_id} private acc {fmt(e.private.acc.combined)} "
-                  f"PGR {fmt(e.private.pgr.combined)}")
-    if replays is not None:
-        _print_replays(team, replays, report)
+    _print_final(team, report, replayed=replay)
     if frozen is not None:
         out.print(f"team {team} is frozen: {frozen.reason}")
     out.print(f"the team's analysis (ideas, entropy, complexity, progress, cost): aar report {team}")
 
 
-def _replay_finalists(team: str, report: Any, sandbox: str, quiet: bool) -> list[Any]:
-    """Replay the finalize report's selected submissions (workers' and the team's best, once each); saved to
-    ``runs/TEAM/replays.json``."""
-    from aar.analysis.rerun import idea_code
-    from aar.config import get_settings
-    from aar.labels.replay import replay_finalists
-    from aar.orchestrator.team import team_dir
-
-    settings = get_settings()
-    entries = list({e.submission_id: e for e in [*report.workers, *report.team_best]}.values())
-    replays = replay_finalists(settings, team, entries, lambda snap: idea_code(settings, team, snap, None),
-                               sandbox=sandbox, progress=None if quiet else lambda m: console.print(m))
-    folder = team_dir(settings, team)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "replays.json").write_text(json.dumps([r.model_dump(mode="json") for r in replays], indent=1))
-    return replays
-
-
-def _print_replays(team: str, replays: list[Any], report: Any) -> None:
+def _print_final(team: str, report: Any, replayed: bool) -> None:
     from rich.table import Table
 
-    workers = {e.submission_id: e.worker_id for e in [*report.workers, *report.team_best]}
-    table = Table("worker", "submission", "reproduces (public)", "replay private PGR", "vs best baseline (paired SE)",
-                  "verdict", title=f"team {team}: replays on fresh-id views, no model API, no network")
-    for r in replays:
-        pgr = r.private.pgr.combined if r.private else None
-        se = r.private.pgr_se.combined if r.private and r.private.pgr_se else None
-        vs = r.vs_best_baseline
-        table.add_row(workers.get(r.submission_id, "?"), r.submission_id[:16],
-                      "-" if r.public_agreement is None else f"{r.public_agreement:.1%}",
-                      "-" if pgr is None else f"{pgr:.3f}" + ("" if se is None else f" ± {se:.3f}"),
-                      "-" if vs is None or vs.diff.combined is None else
-                      f"{vs.diff.combined:+.3f}±{vs.paired_se.combined:.3f} vs {vs.baseline}",
-                      "result" if r.reproducible else f"NOT REPRODUCIBLE: {r.reason}")
+    def fmt(v: float | None, se: float | None = None) -> str:
+        return "-" if v is None else f"{v:.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+    table = Table("worker", "testbed", "subs", "public PGR", "reproduces", "private PGR (replay)", "gap (acc)",
+                  "vs best baseline (paired SE)", "flags",
+                  title=f"team {team}: selected = best true public score; private = replay on the unpublished half")
+    for e in report.workers:
+        r = e.replay
+        verdict = ("not replayed" if r is None else f"{r.public_agreement:.1%}" if r.reproducible
+                   else f"NOT REPRODUCIBLE: {r.reason}")
+        vs = e.vs_best_baseline
+        versus = "-" if vs is None or vs.diff.combined is None else (
+            f"{vs.diff.combined:+.3f} ± {vs.paired_se.combined:.3f} vs {vs.baseline}"
+            + (" (inside the noise)" if abs(vs.diff.combined) < 2 * (vs.paired_se.combined or 0) else ""))
+        pse = e.public.pgr_se.combined if e.public.pgr_se else None
+        private = e.private
+        table.add_row(e.worker_id, e.testbed, str(e.submissions), fmt(e.public.pgr.combined, pse), verdict,
+                      fmt(private.pgr.combined, private.pgr_se.combined if private.pgr_se else None) if private
+                      else "-", fmt(e.gap.combined) if e.gap else "-", versus,
+                      ", ".join(f"{k} x{v}" for k, v in sorted(e.flags.items())))
     out.print(table)
+    for e in report.team_best:
+        if e.private is not None:
+            out.print(f"team best on {e.testbed}: {e.worker_id} private PGR {fmt(e.private.pgr.combined)} (replay)")
+        else:
+            why = "not replayed (--no-replay)" if not replayed else (e.replay.reason if e.replay else "?")
+            out.print(f"team best on {e.testbed}: {e.worker_id} has no private score: {why}")
 
 
 # ---------------------------------------------------------------- sandbox (aar.sandbox; commands in aar/sandbox/cli.py)

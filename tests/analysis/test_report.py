@@ -15,10 +15,9 @@ from PIL import Image
 from aar.agents.base import Step
 from aar.analysis.diversity import vendi_score
 from aar.analysis.ideas import Idea, TeamIdeas
-from aar.analysis.report import Report, ReportData, build_report, read_replays, read_transfers, vendi_of, write_report
+from aar.analysis.report import Report, ReportData, build_report, read_transfers, vendi_of, write_report
 from aar.analysis.transfer import ScoredRun, TransferResult
-from aar.evalserver.models import BaselineComparison, FinalEntry, FinalReport, PartValues, Scores
-from aar.labels.replay import Replay
+from aar.evalserver.models import BaselineComparison, FinalEntry, FinalReport, PartValues, Replay, Scores
 from aar.orchestrator.status import TeamStatus, WorkerStatus
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -156,12 +155,7 @@ def test_transfer_results_and_replay_verdicts_reach_the_page(tmp_path: Path) -> 
     rows, notes = read_transfers(tmp_path / "transfers")
     assert notes == [] and rows == [result.row()] and rows[0]["diff_se"] == 0.007
     hostile = Replay(submission_id="sub_1", snapshot_id=None, reproducible=False, reason=f"exit 1: {XSS}")
-    (tmp_path / "replays.json").write_text(json.dumps([hostile.model_dump(mode="json")]))
-    replays, notes = read_replays(tmp_path / "replays.json")
-    assert replays == [hostile] and notes == []
-    (tmp_path / "bad.json").write_text("[{}]")
-    assert read_replays(tmp_path / "bad.json")[0] == [] and len(read_replays(tmp_path / "bad.json")[1]) == 1
-    report = build_report(data(transfers=rows, replays=replays))
+    report = build_report(data(transfers=rows, replays=[hostile]))
     write_report(report, tmp_path / "out")
     text = (tmp_path / "out" / "report.html").read_text()
     assert "<script" not in text.lower() and "not reproducible: exit 1: &lt;script&gt;" in text

@@ -15,8 +15,9 @@ import pytest
 from aar.analysis.rerun import IdeaRunError, folder_tarball, recipe_tarball, rerun_idea
 from aar.analysis.transfer import score_all_items, transfer_idea, tuning_variants
 from aar.config import Settings
+from aar.labels.replay import build_view
+from aar.labels.store import load_full
 from aar.sandbox.bwrap import bwrap_problem
-from aar.w2s.features import export_features
 from aar.w2s.recipes import Recipe, run_recipe
 from aar.w2s.testbeds.base import TEST_SPLITS
 from aar.w2s.workbench import Workbench
@@ -69,12 +70,13 @@ def home(small_home: Settings, tmp_path_factory: pytest.TempPathFactory) -> Sett
     return small_home
 
 
-def test_a_recipe_reruns_unchanged_and_transfers(home: Settings) -> None:
+def test_a_recipe_reruns_unchanged_and_transfers(home: Settings, tmp_path: Path) -> None:
     recipe = Recipe(labels="soft", test_zeroshot_mix=0.3)
-    export_features("wordsense", settings=home)
-    wb = Workbench("wordsense", home)
+    full = load_full("wordsense", home)
+    view = build_view("wordsense", {i for s in TEST_SPLITS for i in full[s].ids}, home, tmp_path)  # both halves
+    wb = Workbench(view.name, view.settings)
     tests, _ = run_recipe(wb, recipe)  # in-process, for comparison with the sandboxed re-run
-    in_process = {i: float(p) for s in TEST_SPLITS for i, p in zip(wb.ids(s), tests[s], strict=True)}
+    in_process = {view.original[i]: float(p) for s in TEST_SPLITS for i, p in zip(wb.ids(s), tests[s], strict=True)}
     result = transfer_idea("t", "w1:c1", recipe_tarball(recipe), recipe, "wordsense", TARGET, home, tune=3)
     assert result.source.ok and result.target.ok, (result.source.reason, result.target.reason)
     expected = score_all_items("wordsense", in_process, home)

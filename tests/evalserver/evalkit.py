@@ -23,12 +23,15 @@ from aar.evalserver.config import EvalServerConfig
 from aar.labels.references import BaselinePredictions, save_baselines
 from aar.labels.store import write_testbed
 from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
-from aar.w2s.testbeds.base import Item, Split, Testbed
+from aar.w2s.testbeds.base import Item, Split, Testbed, load_testbed
 
 
 @dataclass
 class SyntheticTestbed:
-    """What a test knows that a worker must not: all labels and the baselines' predictions."""
+    """What a test knows that a worker must not: labels, the unpublished private half and the baselines.
+
+    ``test_ids`` and ``labels`` cover the published test items (what a submission holds); ``all_labels`` and
+    ``private_ids`` add the private half, which only the label side and replays ever see."""
 
     name: str
     settings: Settings
@@ -37,12 +40,11 @@ class SyntheticTestbed:
     strong_train_ids: list[str]
     weak: list[dict[str, float]]
     ceiling: list[dict[str, float]]
+    all_labels: dict[str, int]
+    private_ids: list[str]
 
     def public_ids(self) -> set[str]:
-        import json
-
-        path = self.settings.labels_dir / self.name / "eval_split.json"
-        return set(json.loads(path.read_text())["public"])
+        return set(self.test_ids)
 
 
 def noisy_predictions(labels: dict[str, int], acc: float, rng: np.random.Generator) -> dict[str, float]:
@@ -56,7 +58,7 @@ def noisy_predictions(labels: dict[str, int], acc: float, rng: np.random.Generat
     return out
 
 
-def make_testbed(settings: Settings, name: str = "tiny", n_test: int = 100, n_train: int = 20, seeds: int = 3,
+def make_testbed(settings: Settings, name: str = "tiny", n_test: int = 200, n_train: int = 20, seeds: int = 3,
                  weak_acc: float = 0.68, ceiling_acc: float = 0.9, seed: int = 0) -> SyntheticTestbed:
     """Write a binary testbed (public items, label store) and stored baselines under ``settings.home``."""
     rng = np.random.default_rng(seed)
@@ -80,7 +82,10 @@ def make_testbed(settings: Settings, name: str = "tiny", n_test: int = 100, n_tr
                             ceiling=ModelAcc(acc=SplitAcc(id=ceiling_acc, ood=ceiling_acc), se=SE(acc=zero)))
     save_baselines(report, BaselinePredictions(testbed=name, weak=weak, ceiling=ceiling), settings)
     strong_ids = [it.id for it in splits["strong_train"].items]
-    return SyntheticTestbed(name, settings, labels, list(labels), strong_ids, weak, ceiling)
+    published = {i for s in ("test_id", "test_ood") for i in load_testbed(name, settings)[s].ids}
+    public = {i: y for i, y in labels.items() if i in published}
+    return SyntheticTestbed(name, settings, public, list(public), strong_ids, weak, ceiling, labels,
+                            [i for i in labels if i not in published])
 
 
 def free_port() -> int:

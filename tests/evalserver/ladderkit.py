@@ -70,6 +70,7 @@ class Pipeline:
         """Submit as ``worker``, or as the next team member with budget left (round robin).
 
         With per-worker release state an attacker keeps to one worker (its ladder), so ``None`` means w0.
+        ``probs`` covers every test item (an attack's index space); only the published ones are sent.
         """
         cfg = self.svc.team_config(self.team)
         if worker is None and cfg.release_scope == "worker":
@@ -80,7 +81,8 @@ class Pipeline:
             if not self._ready(w, cfg):
                 continue
             self._next = (self.workers.index(w) + 1) % len(self.workers) if w in self.workers else self._next
-            out, _ = self.svc._process(Principal(w, self.team, "worker"), self.tl.name, probs, self.tl, cfg,
+            out, _ = self.svc._process(Principal(w, self.team, "worker"), self.tl.name, probs[self.tl.submit_idx],
+                                       self.tl, cfg,
                                        self.now, {"seed": None, "note": None, "snapshot_id": None})
             self.now += self.step_s
             self.used += 1
@@ -125,7 +127,7 @@ def pipeline(svc: EvalService, tb: SyntheticTestbed, team: str, cfg: TeamConfig 
     tl = svc.labels(tb.name)
     base = None
     if base_acc is not None:
-        guess = noisy_predictions(tb.labels, base_acc, np.random.default_rng(42))
+        guess = noisy_predictions(tb.all_labels, base_acc, np.random.default_rng(42))
         base = np.array([guess[i] for i in tl.ids])
     return Pipeline(svc, tl, tb, team, base=base)
 

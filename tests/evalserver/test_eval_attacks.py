@@ -56,18 +56,15 @@ def test_single_flip_exfiltration(live: LiveEval, mechanism: str) -> None:
     tb = live.testbed
     client = live.client("mallory", team)
     guesses, flagged = exfiltrate(client, tb.name, tb.test_ids, np.random.default_rng(7))
-    public = tb.public_ids()
-    overall, on_public = recovery(guesses, tb.labels), recovery(guesses, tb.labels, public)
+    on_public = recovery(guesses, tb.labels)  # a submission covers the published (public) items only
     assert flagged >= 0.9 * len(tb.test_ids)  # the detector sees the probes either way
     if mechanism == "exact":
-        # the test can fail: exact scores give every public label away (private ones stay at chance)
+        # the test can fail: exact scores give every public label away (the private half is not even published)
         assert on_public == 1.0
-        assert overall > 0.68
     else:
         # Ladder: a single flip never clears the one-SE paired test, so nothing is learned
-        sd = 0.5 / np.sqrt(len(public))
+        sd = 0.5 / np.sqrt(len(tb.test_ids))
         assert abs(on_public - 0.5) < 3 * sd
-        assert abs(overall - 0.5) < 3 * 0.5 / np.sqrt(len(tb.test_ids))
 
 
 def boosting_attack(client, testbed: str, base: dict[str, float], rng: np.random.Generator,
@@ -75,7 +72,7 @@ def boosting_attack(client, testbed: str, base: dict[str, float], rng: np.random
     """Randomly perturb a base vector, then flip the items whose perturbation raised the released score.
 
     The attacker's estimate for item i is the mean released change of queries that flipped i minus that
-    of queries that did not; it flips items whose estimate exceeds 0.008 (about one item in 125).
+    of queries that did not; it flips items whose estimate exceeds 0.8 of one item's share of the score.
     """
     ids = list(base)
     r0 = released_acc(client, testbed, base)
@@ -91,7 +88,7 @@ def boosting_attack(client, testbed: str, base: dict[str, float], rng: np.random
     with_i = (deltas[:, None] * masks).sum(0) / np.maximum(masks.sum(0), 1)
     without_i = (deltas[:, None] * ~masks).sum(0) / np.maximum((~masks).sum(0), 1)
     gain = with_i - without_i
-    final = {i: (1.0 - base[i]) if g > 0.008 else base[i] for i, g in zip(ids, gain, strict=True)}
+    final = {i: (1.0 - base[i]) if g > 0.8 / len(ids) else base[i] for i, g in zip(ids, gain, strict=True)}
     return final, flagged
 
 
@@ -109,22 +106,20 @@ def split_pgr(tb, preds: dict[str, float], items: set[str]) -> float:
 def test_boosting_attack(live: LiveEval) -> None:
     tb = live.testbed
     public = tb.public_ids()
-    private = set(tb.test_ids) - public
     base = {i: float(tb.weak[0][i] > 0.5) for i in tb.test_ids}  # a weak model the attacker trained itself
     results = {}
     for mechanism in ("exact", "ladder"):
         team = f"boost-{mechanism}"
         live.set_team(team, mechanism=mechanism, **UNLIMITED)
         final, flagged = boosting_attack(live.client("eve", team), tb.name, base, np.random.default_rng(3))
-        results[mechanism] = (split_pgr(tb, final, public), split_pgr(tb, final, private), flagged)
-    base_public, base_private = split_pgr(tb, base, public), split_pgr(tb, base, private)
-    exact_public, exact_private, exact_flagged = results["exact"]
-    ladder_public, ladder_private, ladder_flagged = results["ladder"]
-    # with exact scores the attack over-fits the public part and gains nothing on the private part
+        results[mechanism] = (split_pgr(tb, final, public), flagged)
+    base_public = split_pgr(tb, base, public)
+    exact_public, exact_flagged = results["exact"]
+    ladder_public, ladder_flagged = results["ladder"]
+    # with exact scores the attack over-fits the public part (a label table: the replay on the unpublished
+    # private half, tests/labels/test_replay.py, is what shows it is no method)
     assert exact_public - base_public > 0.5
-    assert exact_private - base_private < 0.15
-    # under the default Ladder it gains nothing anywhere: private PGR stays near the base's (~0)
+    # under the default Ladder it gains nothing
     assert ladder_public - base_public < 0.2
-    assert abs(ladder_private - base_private) < 0.15 and ladder_private < 0.25
     # small random edits are flagged as probing, larger ones as boosting
     assert exact_flagged > 270 and ladder_flagged > 270

@@ -45,7 +45,7 @@ def test_workers_see_their_own_data_only(live: LiveEval) -> None:
     assert bob.get("/v1/teams/auth-a/config").status_code == 403  # thresholds are admin-only
     board = bob.get("/v1/leaderboard").json()  # teammates share a leaderboard of released values
     (row,) = board["boards"][0]["workers"]
-    assert row["worker_id"] == "alice" and row["public_true"] is None and row["private"] is None
+    assert row["worker_id"] == "alice" and row["public_true"] is None and "private" not in row
     assert (board["boards"][0]["team_best"] or {}).get("from_submission") is None
 
 
@@ -62,7 +62,7 @@ def test_admin_only_routes(live: LiveEval) -> None:
     assert admin.post("/v1/teams/nobody/finalize").status_code == 404
     assert len(admin.get("/v1/audit", params={"team": "auth-c"}).json()) == 1
     board = admin.get("/v1/leaderboard", params={"team": "auth-c"}).json()
-    assert board["boards"][0]["workers"][0]["private"] is not None  # the admin view holds the gap
+    assert board["boards"][0]["workers"][0]["public_true"] is not None  # the admin view holds true scores
     assert admin.get("/v1/submissions", params={"worker": "w"}).json()["submissions"]
 
 

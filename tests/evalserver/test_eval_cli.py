@@ -50,9 +50,11 @@ def test_audit_export_and_finalize(make_live, tmp_path: Path) -> None:  # type: 
     admin_token = live.tokens.create("root", "ops", "admin")
     remote = json.loads(cli(live, "team", "finalize", "cli-f", "--url", live.url, "--token", admin_token,
                             "--json"))
-    assert local["workers"][0]["private"] == remote["workers"][0]["private"]
+    assert local["workers"][0]["public"] == remote["workers"][0]["public"]
+    assert local["workers"][0]["private"] is None  # no idea folder was submitted: nothing to replay
+    assert "idea_dir" in local["workers"][0]["replay"]["reason"]
     table = cli(live, "team", "finalize", "cli-f")
-    assert "private acc" in table and "w1" in table
+    assert "private" in table and "REPRODUCIBLE" in table and "w1" in table, table
     out = tmp_path / "audit.jsonl"
     summary = json.loads(cli(live, "audit", "export", "--out", str(out), "--json"))
     assert summary["submissions"] == 2 and summary["finalizations"] == 3 and summary["chain_ok"]
@@ -90,7 +92,7 @@ def test_serve_starts_both_services_and_stops_on_sigterm(tmp_path: Path, with_hu
         pytest.skip(f"aar.hub.app is not importable yet: {hub_problem()}")
     eval_port, hub_port = free_port(), free_port()
     cfg = tmp_path / "eval.toml"
-    cfg.write_text("public_fraction = 0.4\n[team_defaults]\nmax_per_hour = 7\n")
+    cfg.write_text("max_items = 5000\n[team_defaults]\nmax_per_hour = 7\n")
     args = ["serve", "--port", str(eval_port), "--hub-port", str(hub_port), "--config", str(cfg)]
     if not with_hub:
         args.append("--no-hub")
@@ -102,7 +104,7 @@ def test_serve_starts_both_services_and_stops_on_sigterm(tmp_path: Path, with_hu
         if with_hub:
             _wait(f"http://127.0.0.1:{hub_port}", proc)
         saved = json.loads((tmp_path / "home" / "evalserver" / "config.json").read_text())
-        assert saved["public_fraction"] == 0.4 and saved["team_defaults"]["max_per_hour"] == 7
+        assert saved["max_items"] == 5000 and saved["team_defaults"]["max_per_hour"] == 7
         assert proc.stderr is not None
         ready = proc.stderr.readline()  # serve says so once both answer their health checks
         assert "serving eval server at" in ready and ("hub at" in ready) == with_hub

@@ -28,8 +28,7 @@ def test_honest_distinct_models_are_not_flagged(live: LiveEval) -> None:
 
 def test_label_probing_is_flagged_for_worker_and_team(live: LiveEval) -> None:
     tb = live.testbed
-    rng = np.random.default_rng(2)
-    base = noisy_predictions(tb.labels, 0.75, rng)
+    base = {i: tb.weak[0][i] for i in tb.test_ids}  # the attacker's own weak model: not a random vector
     alice, bob = live.client("alice", "det-probe"), live.client("bob", "det-probe")
     first = submit(alice, tb.name, base)
     probe = dict(base)

@@ -19,7 +19,7 @@ from aar.evalserver.models import PartValues
 @pytest.fixture(scope="module")
 def tl(tmp_path_factory: pytest.TempPathFactory) -> Labels:
     settings = Settings(home=tmp_path_factory.mktemp("guard"))
-    make_testbed(settings)
+    make_testbed(settings, n_test=100)  # 100 public items
     return load_labels("tiny", settings)
 
 

@@ -1,4 +1,5 @@
-"""Released and private scores match an independent sklearn / numpy computation on random predictions."""
+"""Released scores (public half) and private-half scores (what a replay is scored by) match an independent
+sklearn / numpy computation on random predictions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from evalkit import LiveEval, SyntheticTestbed, make_testbed, noisy_predictions
 from sklearn.metrics import accuracy_score
 
 from aar.evalserver.guard import nice_step
+from aar.evalserver.labels import load_labels
+from aar.evalserver.scoring import score
 
 
 def ref_accuracy(preds: dict[str, float], labels: dict[str, int], items: list[str]) -> float:
@@ -20,7 +23,7 @@ def ref_accuracy(preds: dict[str, float], labels: dict[str, int], items: list[st
 
 def ref_parts(tb: SyntheticTestbed, visibility: str) -> dict[str, list[str]]:
     public = tb.public_ids()
-    chosen = [i for i in tb.test_ids if (i in public) == (visibility == "public")]
+    chosen = [i for i in tb.all_labels if (i in public) == (visibility == "public")]
     return {"id": [i for i in chosen if "test_id" in i], "ood": [i for i in chosen if "test_ood" in i],
             "combined": chosen}
 
@@ -28,15 +31,15 @@ def ref_parts(tb: SyntheticTestbed, visibility: str) -> dict[str, list[str]]:
 def full_part(tb: SyntheticTestbed, items: list[str]) -> list[str]:
     """All test items (public and private) of the part that ``items`` belong to."""
     kinds = {"test_id" in i for i in items}
-    return [i for i in tb.test_ids if ("test_id" in i) in kinds]
+    return [i for i in tb.all_labels if ("test_id" in i) in kinds]
 
 
 def ref_pgr(tb: SyntheticTestbed, preds: dict[str, float], items: list[str]) -> float:
     """PGR on ``items`` against W and S of the whole part (public and private: one denominator)."""
-    acc = ref_accuracy(preds, tb.labels, items)
+    acc = ref_accuracy(preds, tb.all_labels, items)
     full = full_part(tb, items)
-    w = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.weak])
-    s = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.ceiling])
+    w = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.weak])
+    s = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.ceiling])
     return float((acc - w) / (s - w))
 
 
@@ -62,9 +65,9 @@ def test_exact_scores_match_reference(live: LiveEval) -> None:
             assert out["released"]["acc"][part] == pytest.approx(expected, abs=1e-12)
             assert out["released"]["pgr"][part] == pytest.approx(ref_pgr(tb, preds, items), abs=1e-4)
             full = full_part(tb, items)  # W and S come from the full test split of the part
-            w = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.weak])
+            w = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.weak])
             assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
-            accs = [ref_accuracy(p, tb.labels, full) for p in tb.ceiling]
+            accs = [ref_accuracy(p, tb.all_labels, full) for p in tb.ceiling]
             se = np.std(accs, ddof=1) / np.sqrt(len(accs))
             assert out["baselines"][part]["ceiling_se"] == pytest.approx(se, abs=1e-4)
 
@@ -87,6 +90,13 @@ def test_ladder_releases_rounded_hard_score(live: LiveEval) -> None:
     assert out["released"]["improved"] is True
 
 
+def _private_scores(live: LiveEval, preds: dict[str, float]) -> dict:
+    """The label side's scores of predictions on the private half (as a replay is scored)."""
+    tl = load_labels(live.testbed.name, live.settings)
+    vec = np.array([preds.get(i, np.nan) for i in tl.ids])
+    return score(tl, vec, "private", with_se=True).model_dump()
+
+
 def test_one_pgr_denominator_for_public_and_private(live: LiveEval) -> None:
     """W and S per part come from the full test set, so public and private PGR share a denominator."""
     tb = live.testbed
@@ -94,23 +104,23 @@ def test_one_pgr_denominator_for_public_and_private(live: LiveEval) -> None:
     live.set_team("ref-den", mechanism="exact")
     preds = noisy_predictions(tb.labels, 0.8, np.random.default_rng(1))
     out = live.client("d", "ref-den").post("/v1/submissions", json={"testbed": tb.name, "predictions": preds}).json()
-    entry = live.client(admin=True).post("/v1/teams/ref-den/finalize").json()["workers"][0]
+    replayed = _private_scores(live, noisy_predictions(tb.all_labels, 0.8, np.random.default_rng(1)))
     moved = []
     for part in ("id", "ood", "combined"):
         full = public[part] + private[part]
-        w = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.weak])
-        s = np.mean([ref_accuracy(p, tb.labels, full) for p in tb.ceiling])
-        w_pub = np.mean([ref_accuracy(p, tb.labels, public[part]) for p in tb.weak])
-        w_priv = np.mean([ref_accuracy(p, tb.labels, private[part]) for p in tb.weak])
+        w = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.weak])
+        s = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.ceiling])
+        w_pub = np.mean([ref_accuracy(p, tb.all_labels, public[part]) for p in tb.weak])
+        w_priv = np.mean([ref_accuracy(p, tb.all_labels, private[part]) for p in tb.weak])
         moved.append(abs(w_pub - w_priv))
         assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
         assert out["released"]["pgr"][part] == pytest.approx((out["released"]["acc"][part] - w) / (s - w), abs=1e-3)
-        acc = entry["private"]["acc"][part]
-        assert entry["private"]["pgr"][part] == pytest.approx((acc - w) / (s - w), abs=1e-3)
+        acc = replayed["acc"][part]
+        assert replayed["pgr"][part] == pytest.approx((acc - w) / (s - w), abs=1e-3)
     assert max(moved) > 1e-3  # control: per-visibility W would have moved the denominator
 
 
-def test_finalize_private_scores_match_reference(live: LiveEval) -> None:
+def test_finalize_selects_the_best_public_submission_and_private_scores_match_reference(live: LiveEval) -> None:
     tb = live.testbed
     client = live.client("f1", "ref-final")
     rng = np.random.default_rng(2)
@@ -122,27 +132,31 @@ def test_finalize_private_scores_match_reference(live: LiveEval) -> None:
     (entry,) = report["workers"]
     public, private = ref_parts(tb, "public"), ref_parts(tb, "private")
     best = max(subs, key=lambda p: ref_accuracy(p, tb.labels, public["combined"]))
-    assert entry["submissions"] == 3
+    assert entry["submissions"] == 3 and entry["private"] is None  # only a replay gives a private score
     for part in ("id", "ood", "combined"):
-        assert entry["private"]["acc"][part] == pytest.approx(ref_accuracy(best, tb.labels, private[part]))
-        assert entry["private"]["pgr"][part] == pytest.approx(ref_pgr(tb, best, private[part]), abs=1e-4)
-        gap = ref_accuracy(best, tb.labels, public[part]) - ref_accuracy(best, tb.labels, private[part])
-        assert entry["gap"][part] == pytest.approx(gap, abs=1e-4)
+        assert entry["public"]["acc"][part] == pytest.approx(ref_accuracy(best, tb.labels, public[part]))
+    assert report["team_best"][0]["worker_id"] == "f1"
+    on_private = {i: float(v) for i, v in zip(private["combined"], rng.random(len(private["combined"])), strict=True)}
+    scored = _private_scores(live, on_private)
+    for part in ("id", "ood", "combined"):
+        assert scored["acc"][part] == pytest.approx(ref_accuracy(on_private, tb.all_labels, private[part]))
+        assert scored["pgr"][part] == pytest.approx(ref_pgr(tb, on_private, private[part]), abs=1e-4)
     # bootstrap SE of an accuracy near 1/2 on n items is about sqrt(1/4n)
     n = len(private["combined"])
-    assert 0.6 * np.sqrt(0.25 / n) < entry["private"]["acc_se"]["combined"] < 1.4 * np.sqrt(0.25 / n)
-    assert report["team_best"][0]["worker_id"] == "f1"
+    assert 0.6 * np.sqrt(0.25 / n) < scored["acc_se"]["combined"] < 1.4 * np.sqrt(0.25 / n)
+    with pytest.raises(ValueError, match="no predictions for the private items"):
+        _private_scores(live, best)  # a submission's vector never scores the private half
 
 
 def test_pgr_is_null_with_a_reason_without_a_gap_or_baselines(live: LiveEval) -> None:
-    make_testbed(live.settings, name="inverted", weak_acc=0.9, ceiling_acc=0.55, seed=4)
-    make_testbed(live.settings, name="nobase", seed=5)
+    ids = {"inverted": make_testbed(live.settings, name="inverted", weak_acc=0.9, ceiling_acc=0.55, seed=4).test_ids,
+           "nobase": make_testbed(live.settings, name="nobase", seed=5).test_ids}
     (live.settings.labels_dir / "nobase" / "baselines.json").unlink()
     (live.settings.labels_dir / "nobase" / "baseline_predictions.json").unlink()
     live.set_team("ref-null", mechanism="exact")
     client = live.client("p", "ref-null")
     for name, reason in (("inverted", "does not beat"), ("nobase", "no usable baselines")):
-        preds = {i.replace("tiny", name): 0.7 for i in live.testbed.test_ids}
+        preds = dict.fromkeys(ids[name], 0.7)
         r = client.post("/v1/submissions", json={"testbed": name, "predictions": preds})
         assert r.status_code == 200, r.text
         rel = r.json()["released"]

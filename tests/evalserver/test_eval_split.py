@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 
@@ -12,19 +11,25 @@ from evalkit import make_testbed
 
 from aar.config import Settings
 from aar.evalserver.labels import load_labels
-from aar.labels.store import read_label_rows
+from aar.labels.division import divide
+from aar.labels.store import load_full, read_label_rows
+from aar.w2s.testbeds.base import TestbedError
 
 
-def test_division_is_stratified_and_made_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_division_is_stratified_made_once_and_only_the_public_half_is_published(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(home=tmp_path)
-    make_testbed(settings, n_test=120)
-    tl = load_labels("tiny", settings, fraction=0.5, seed=3)
+    tb = make_testbed(settings, n_test=120)
+    tl = load_labels("tiny", settings)
     path = settings.labels_dir / "tiny" / "eval_split.json"
     stored = path.read_text()
     public = set(json.loads(stored)["public"])
-    assert public == {tl.ids[i] for i in tl.part("public", "combined")}
+    assert public == {tl.ids[i] for i in tl.part("public", "combined")} == set(tl.submit_ids) == set(tb.test_ids)
     assert not public & {tl.ids[i] for i in tl.part("private", "combined")}
-    assert len(tl.part("public", "combined")) + len(tl.part("private", "combined")) == tl.n
+    assert len(tl.part("public", "combined")) + len(tl.part("private", "combined")) == tl.n == 240
+    published = "".join(p.read_text() for p in (settings.testbeds_dir / "tiny").glob("*.jsonl"))
+    assert not [i for i in tb.private_ids if i in published]  # neither the ids nor the items
+    assert sorted(load_full("tiny", settings)["test_id"].ids) == sorted(i for i in tb.all_labels if "test_id" in i)
     strata: Counter[tuple[str, str, int]] = Counter()
     chosen: Counter[tuple[str, str, int]] = Counter()
     for split in ("test_id", "test_ood"):
@@ -34,18 +39,26 @@ def test_division_is_stratified_and_made_once(tmp_path: Path, caplog: pytest.Log
             chosen[key] += row["id"] in public
     for key, size in strata.items():
         assert abs(chosen[key] - size / 2) <= 1, key
-    with caplog.at_level(logging.WARNING, logger="aar.evalserver"):
-        again = load_labels("tiny", settings, fraction=0.3, seed=9)  # other settings: the division stays
-    assert path.read_text() == stored and (again.public == tl.public).all()
-    assert "keeps its existing" in caplog.text
+    make_testbed(settings, n_test=120)  # written again with the same items: the division stays
+    assert path.read_text() == stored and (load_labels("tiny", settings).public == tl.public).all()
 
 
 def test_different_seeds_divide_differently_and_changed_items_divide_anew(tmp_path: Path) -> None:
-    a, b = Settings(home=tmp_path / "a"), Settings(home=tmp_path / "b")
+    a = Settings(home=tmp_path / "a")
     make_testbed(a)
-    make_testbed(b)
-    assert (load_labels("tiny", a, seed=0).public != load_labels("tiny", b, seed=1).public).any()
+    rows = [r for s in ("test_id", "test_ood") for r in read_label_rows("tiny", s, a)]
+    split_of = [s for s in ("test_id", "test_ood") for _ in read_label_rows("tiny", s, a)]
+    assert divide(rows, split_of, 0.5, 0, "tiny") != divide(rows, split_of, 0.5, 1, "tiny")
+    assert divide(rows, split_of, 0.5, 0, "tiny") != divide(rows, split_of, 0.5, 0, "tiny", salt="secret")
     before = (a.labels_dir / "tiny" / "eval_split.json").read_text()
     make_testbed(a, n_test=90)  # the testbed is rebuilt with other items
-    tl = load_labels("tiny", a, seed=0)
+    tl = load_labels("tiny", a)
     assert tl.n == 180 and (a.labels_dir / "tiny" / "eval_split.json").read_text() != before
+
+
+def test_a_testbed_without_its_division_must_be_prepared_again(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    make_testbed(settings)
+    (settings.labels_dir / "tiny" / "eval_split.json").unlink()
+    with pytest.raises(TestbedError, match="prepare tiny"):
+        load_labels("tiny", settings)

@@ -1,6 +1,8 @@
-"""Replays on fresh-id views, with three scripted researchers' ideas: an honest one reproduces its public
-submission and is scored on the private items; one that submitted labels it wrote into a table keyed by
-item id does not reproduce (the ids are fresh); one whose code calls the model API fails and says why."""
+"""The private half is never published, and replays on fresh-id views score it. Scripted researchers' ideas:
+an honest one reproduces its public submission and is scored on the private items; one that submitted labels
+it wrote into a table keyed by item id does not reproduce (the ids are fresh); one that keyed its table by
+item text reproduces, and its private score falls to about W (the private items were never in its table);
+one whose code calls the model API fails and says why."""
 
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from aar.config import Settings
 from aar.evalserver.labels import load_labels
 from aar.evalserver.scoring import score
 from aar.labels.replay import build_view, replay_submission
+from aar.labels.store import load_full
 from aar.sandbox.bwrap import bwrap_problem
 from aar.w2s.features import export_features, load_features
-from aar.w2s.testbeds.base import TEST_SPLITS, load_testbed
+from aar.w2s.testbeds.base import TEST_SPLITS, load_testbed, public_dir
 from aar.w2s.workbench import Workbench
 
 if TYPE_CHECKING:
@@ -39,6 +42,11 @@ wb.save_predictions(wb.predict_tests(h), args.out / "predictions.jsonl")
 """
 TABLE = HEAD + """table = json.loads((Path(__file__).parent / "labels.json").read_text())  # labels it wrote by hand
 preds = {s: [table.get(i, w) for i, w in zip(wb.ids(s), wb.weak(s))] for s in ("test_id", "test_ood")}
+wb.save_predictions(preds, args.out / "predictions.jsonl")
+"""
+TEXT_TABLE = HEAD + """table = json.loads((Path(__file__).parent / "labels.json").read_text())  # keyed by item text
+text = {it.id: it.prompt + "|" + it.answer_a for s in ("test_id", "test_ood") for it in wb.testbed[s].items}
+preds = {s: [table.get(text[i], w) for i, w in zip(wb.ids(s), wb.weak(s))] for s in ("test_id", "test_ood")}
 wb.save_predictions(preds, args.out / "predictions.jsonl")
 """
 CALLS_MODEL = HEAD + """import anthropic
@@ -67,10 +75,24 @@ def _folder(files: dict[str, str]) -> bytes:
     return folder_tarball({name: text.encode() for name, text in files.items()})
 
 
-def _vanilla(settings: Settings) -> dict[str, float]:
-    wb = Workbench("wordsense", settings)
+def _vanilla(settings: Settings, name: str = "wordsense") -> dict[str, float]:
+    wb = Workbench(name, settings)
     preds = wb.predict_tests(wb.fit((wb.weak("strong_train") > 0.5).astype(float)))
     return {i: float(p) for s in TEST_SPLITS for i, p in zip(wb.ids(s), preds[s], strict=True)}
+
+
+def test_the_private_half_is_never_published(home: Settings) -> None:
+    tl = load_labels("wordsense", home)
+    private = [tl.ids[i] for i in np.flatnonzero(~tl.public)]
+    full = load_full("wordsense", home)
+    texts = {it.id: it.prompt + it.answer_a for s in TEST_SPLITS for it in full[s].items}
+    published = b"".join(p.read_bytes() for p in public_dir("wordsense", home).rglob("*") if p.is_file())
+    assert private and not [i for i in private if i.encode() in published]
+    assert not [i for i in private if json.dumps(texts[i])[1:-1].encode() in published]  # nor their text
+    pub = load_testbed("wordsense", home)
+    assert sorted(i for s in TEST_SPLITS for i in pub[s].ids) == sorted(tl.submit_ids)
+    card = json.loads((home.labels_dir / "wordsense" / "card.json").read_text())
+    assert sum(h["private"] for h in card["halves"].values()) == len(private)
 
 
 def test_a_view_has_fresh_ids_and_the_same_rows(home: Settings, tmp_path: os.PathLike) -> None:
@@ -81,36 +103,66 @@ def test_a_view_has_fresh_ids_and_the_same_rows(home: Settings, tmp_path: os.Pat
     assert view.name != "wordsense" and len(vtb["strong_train"]) == len(src["strong_train"])
     assert {view.original[i] for s in TEST_SPLITS for i in vtb[s].ids} == private
     assert not {i for s in vtb.splits for i in vtb[s].ids} & {i for s in src.splits for i in src[s].ids}
-    feats, vfeats = load_features("wordsense", home), load_features(view.name, view.settings)
-    row = {i: k for k, i in enumerate(src["test_ood"].ids)}
-    for k, vid in enumerate(vtb["test_ood"].ids[:20]):  # same item, same features and weak output
-        assert np.array_equal(vfeats.x["test_ood"][k], feats.x["test_ood"][row[view.original[vid]]])
-        assert vtb["test_ood"].weak[k] == src["test_ood"].weak[row[view.original[vid]]]  # type: ignore[index]
+    full = load_full("wordsense", home)
+    row = {i: k for k, i in enumerate(full["test_ood"].ids)}
+    for k, vid in enumerate(vtb["test_ood"].ids[:20]):  # same item, same weak output
+        assert vtb["test_ood"].items[k].prompt == full["test_ood"].items[row[view.original[vid]]].prompt
+        assert vtb["test_ood"].weak[k] == full["test_ood"].weak[row[view.original[vid]]]  # type: ignore[index]
+    # the public view gives the replayed code exactly the rows its author saw (features and zero-shot)
+    pview = build_view("wordsense", set(tl.submit_ids), home, tmp_path / "p")  # type: ignore[operator]
+    feats, pfeats = load_features("wordsense", home), load_features(pview.name, pview.settings)
+    for split in ("strong_train", *TEST_SPLITS):
+        assert np.array_equal(pfeats.x[split], feats.x[split])
+        assert np.array_equal(pfeats.zeroshot[split], feats.zeroshot[split])
 
 
 def _replay(tl: TestbedLabels, submitted: dict[str, float], code: bytes, home: Settings) -> Any:
     return replay_submission(tl, submitted, "sub_x", "s" * 64, code, home, timeout_s=300)
 
 
-def test_an_honest_idea_reproduces_and_is_scored_on_the_private_items(home: Settings) -> None:
+def test_an_honest_idea_reproduces_and_is_scored_on_the_private_items(home: Settings, tmp_path: Path) -> None:
     tl = load_labels("wordsense", home)
     submitted = _vanilla(home)
     r = _replay(tl, submitted, _folder({"run.py": HONEST}), home)
     assert r.reproducible and r.public_agreement is not None and r.public_agreement >= 0.99, r.reason
-    direct = score(tl, np.array([submitted[i] for i in tl.ids]), "private")
+    view = build_view("wordsense", {i for i in tl.ids if i not in submitted}, home, tmp_path)  # the same, here
+    by_view = _vanilla(view.settings, view.name)  # in this process, no sandbox
+    assert len(by_view) == tl.n - tl.n_public
+    direct = score(tl, _private_vector(tl, view.original, by_view), "private")
     assert r.private is not None and r.private.pgr_se is not None and r.private.pgr_se.combined is not None
     assert abs((r.private.acc.combined or 0) - (direct.acc.combined or 0)) <= 0.01  # the same method, re-run
     assert r.vs_best_baseline is not None and r.vs_best_baseline.paired_se.combined is not None
 
 
+def _private_vector(tl: TestbedLabels, original: dict[str, str], preds: dict[str, float]) -> np.ndarray:
+    out = np.full(tl.n, np.nan)
+    for k, p in preds.items():
+        out[tl.index[original[k]]] = p
+    return out
+
+
 def test_labels_written_by_hand_do_not_survive_fresh_ids(home: Settings) -> None:
     tl = load_labels("wordsense", home)
-    public = [tl.ids[i] for i in np.flatnonzero(tl.public)]
-    table = {i: float(tl.labels[tl.index[i]]) for i in public}  # what a cheating agent submitted
+    table = {i: float(tl.labels[tl.index[i]]) for i in tl.submit_ids}  # what a cheating agent submitted
     submitted = {**_vanilla(home), **table}
     r = _replay(tl, submitted, _folder({"run.py": TABLE, "labels.json": json.dumps(table)}), home)
     assert not r.reproducible and r.private is None
     assert r.public_agreement is not None and r.public_agreement < 0.9 and "agree" in (r.reason or "")
+
+
+def test_labels_keyed_by_text_reproduce_but_fall_to_weak_on_the_private_half(home: Settings) -> None:
+    tl = load_labels("wordsense", home)
+    pub = load_testbed("wordsense", home)
+    items = {it.id: it for s in TEST_SPLITS for it in pub[s].items}
+    table = {items[i].prompt + "|" + items[i].answer_a: float(tl.labels[tl.index[i]]) for i in tl.submit_ids}
+    submitted = {i: table[items[i].prompt + "|" + items[i].answer_a] for i in tl.submit_ids}
+    public = score(tl, tl.expand(np.array([submitted[i] for i in tl.submit_ids])), "public")
+    r = _replay(tl, submitted, _folder({"run.py": TEXT_TABLE, "labels.json": json.dumps(table)}), home)
+    assert r.reproducible and r.private is not None, r.reason  # the texts are the same on the public view
+    assert public.acc.combined == 1.0 and (public.pgr.combined or 0) > 1.0  # what the released score said
+    weak = tl.refs[("private", "combined")].weak
+    assert abs((r.private.acc.combined or 0) - weak) < 0.05  # the weak outputs it fell back to: about W
+    assert (r.private.pgr.combined or 0) < 0.5 < (public.pgr.combined or 0)
 
 
 def test_code_that_calls_the_model_api_fails_and_says_why(home: Settings) -> None:
@@ -153,9 +205,7 @@ def test_a_replay_cannot_reach_the_real_label_store(home: Settings) -> None:
             p.chmod(0o755 if p.is_dir() else 0o644)
         settings = Settings(home=real)
         tl = load_labels("wordsense", settings)
-        root = settings.runs_dir / "replays"
-        root.mkdir(parents=True)
-        preds, why, _ = _run_on(_folder({"run.py": PROBE}), "wordsense", set(tl.ids[:5]), settings, root, "bwrap",
+        preds, why, _ = _run_on(_folder({"run.py": PROBE}), "wordsense", set(tl.submit_ids[:5]), settings, "bwrap",
                                 120)
         assert preds is None and why is not None and "exit 4" in why, why  # exit 3: it read labels
     finally:

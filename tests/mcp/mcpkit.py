@@ -18,7 +18,8 @@ from aar.w2s.testbeds import base as tb
 
 
 def make_testbed(settings: Settings, name: str = "tiny", n: int = 60) -> dict[str, int]:
-    """A synthetic binary testbed with stored baselines; returns the test labels (test side only)."""
+    """A synthetic binary testbed with stored baselines; returns the labels of its published test items (test
+    side only; what a submission covers)."""
     rng = np.random.default_rng(0)
     splits = {}
     for split in ("weak_train", "strong_train", "test_id", "test_ood"):
@@ -39,7 +40,8 @@ def make_testbed(settings: Settings, name: str = "tiny", n: int = 60) -> dict[st
                             ceiling=ModelAcc(acc=SplitAcc(id=0.9, ood=0.9), se=SE(acc=zero)))
     save_baselines(report, BaselinePredictions(testbed=name, weak=[preds(0.65), preds(0.65)],
                                                ceiling=[preds(0.9), preds(0.9)]), settings)
-    return labels
+    published = tb.load_testbed(name, settings)
+    return {i: labels[i] for s in ("test_id", "test_ood") for i in published[s].ids}
 
 
 @pytest.fixture

@@ -199,6 +199,8 @@ def private_scores(final: FinalReport, steps: Mapping[str, Sequence[Step]],
     when = {s.submission_id: s.t for ss in steps.values() for s in ss if s.type == "submission" and s.submission_id}
     out = []
     for entry, is_best in [*((e, False) for e in final.workers), *((e, True) for e in final.team_best)]:
+        if entry.private is None:  # not replayed, or not reproducible: no private score
+            continue
         t = when.get(entry.submission_id)
         vs = entry.vs_best_baseline
         out.append(PrivateScore(
@@ -243,13 +245,18 @@ def released_se(eval_url: str, admin_token: str, team: str, transport: Any = Non
 
 
 def final_report(settings: Any, team: str) -> FinalReport | None:
-    """The team's latest finalize report from the eval server's store here (None if never finalized)."""
+    """The team's final report as ``aar team finalize`` saved it (with its replays and private scores), else
+    the eval server's latest selection here (public scores only); None if never finalized."""
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
     from aar.db import make_engine
     from aar.evalserver.store import finalizations
+    from aar.orchestrator.team import final_path
 
+    path = final_path(settings, team)
+    if path.is_file():
+        return FinalReport.model_validate_json(path.read_text())
     url = settings.sqlite_url("evalserver")
     if url.startswith("sqlite") and not (settings.home / "evalserver.db").exists():
         return None
@@ -262,4 +269,9 @@ def final_report(settings: Any, team: str) -> FinalReport | None:
         return None
     finally:
         engine.dispose()
-    return FinalReport.model_validate_json(row[0]) if row else None
+    if not row:
+        return None
+    try:
+        return FinalReport.model_validate_json(row[0])
+    except ValueError:  # recorded by an older aar (schema 1: private scores from published items)
+        return None

@@ -35,8 +35,7 @@ from aar.analysis.progress import PrivateScore, Progress, aar_hours_at, active_s
 from aar.analysis.report_html import render_html
 from aar.analysis.report_plots import plot_report
 from aar.analysis.transfer import TransferResult
-from aar.evalserver.models import FinalReport
-from aar.labels.replay import Replay
+from aar.evalserver.models import FinalReport, Replay
 from aar.orchestrator.status import TeamStatus, trajectory_flags
 
 MAX_TRANSFER_FILE = 4 << 20
@@ -144,7 +143,7 @@ class Report(BaseModel):
     ideas: list[IdeaRow]
     progress: Progress
     transfers: list[dict[str, Any]]
-    replays: list[Replay] = Field(default_factory=list, description="finalize --replay verdicts, if run.")
+    replays: list[Replay] = Field(default_factory=list, description="finalize's replay verdicts, if run.")
     notes: list[str]
 
 
@@ -272,18 +271,6 @@ def read_transfers(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, notes
 
 
-def read_replays(path: Path) -> tuple[list[Replay], list[str]]:
-    """The verdicts ``aar team finalize --replay`` saved (``runs/<team>/replays.json``), and notes."""
-    if not path.is_file() or path.is_symlink():
-        return [], []
-    try:
-        if path.stat().st_size > MAX_TRANSFER_FILE:
-            raise ValueError("over 4 MiB")
-        return [Replay.model_validate(r) for r in json.loads(path.read_text())], []
-    except (OSError, ValueError, TypeError) as exc:
-        return [], [f"replays.json skipped: {str(exc).splitlines()[0]}"]
-
-
 def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: ComplexityJudge | None = None,
            folder_of: Callable[[Any], Path | None] | None = None, min_workers: int = 5) -> ReportData:
     """Read everything about a team launched from this AAR_HOME (see the module docstring)."""
@@ -333,8 +320,8 @@ def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: Complex
         notes += folder_notes
         folder_of = lambda i: folders.get(i.id)  # noqa: E731
     transfers, transfer_notes = read_transfers(team_dir(settings, team) / "transfers")
-    replays, replay_notes = read_replays(team_dir(settings, team) / "replays.json")
-    transfer_notes += replay_notes
+    replays = list({e.submission_id: e.replay for e in [*final.workers, *final.team_best]
+                    if e.replay is not None}.values()) if final else []
     return ReportData(team=team, ideas=found, steps=steps, status=status, phase=state.phase,
                       testbed=state.spec.testbed, kind=state.spec.kind, pgr_se=pgr_se, final=final,
                       complexity=measure_ideas(ideas, folder_of, judge), judge=judge.info() if judge else None,

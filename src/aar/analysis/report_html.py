@@ -99,7 +99,7 @@ def render_html(report: Report, plots: dict[str, Path]) -> str:
     parts += ["<h2>Ideas</h2>", _ideas_html(report), "<h2>Transfer</h2>", _table(
         TRANSFER_COLUMNS, [[_cell(row.get(k)) for k in TRANSFER_COLUMNS] for row in report.transfers])
         if report.transfers else NONE]
-    parts += ["<h2>Replays (finalize --replay: fresh ids, no model API, no network)</h2>", _table(
+    parts += ["<h2>Replays (finalize: fresh ids, no model API, no network)</h2>", _table(
         ["submission", "reproduces its public submission", "replay private PGR", "vs best baseline (paired SE)",
          "verdict"],
         [(r.submission_id, "-" if r.public_agreement is None else f"{r.public_agreement:.1%}",

@@ -1,5 +1,6 @@
 """Does an idea transfer? Re-run it, unchanged, on its own testbed and on another one, and score both on the
-trusted side on the *full* test set, beside the target's best shipped baseline (paired SE, same items).
+trusted side on the *full* test set (both halves: each run is on a fresh-id view of every test item), beside
+the target's best shipped baseline (paired SE, same items).
 
 Only hyper-parameters may be tuned, and only on label-free checks: for a recipe idea, ``tune`` variants of
 its numeric settings (the head's C and the strengths of the genes it already uses; no gene is switched on
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 import numpy as np
 from pydantic import BaseModel, Field
 
-from aar.analysis.rerun import Rerun, rerun_idea
+from aar.analysis.rerun import Rerun
 from aar.config import Settings
 from aar.evalserver.models import BaselineComparison, PartValues
+from aar.labels.replay import rerun_on_view
 from aar.w2s.recipes import Recipe
 
 #: Genes whose value is a strength of an idea the recipe uses (tuned only where it is not the default).
@@ -89,11 +91,13 @@ def score_all_items(testbed: str, predictions: dict[str, float], settings: Setti
 
 
 def label_free_proxy(testbed: str, predictions: dict[str, float], settings: Settings) -> float:
-    """The ``evolve`` proxy of a prediction: label-free checks from the public features only."""
+    """The ``evolve`` proxy of a prediction: label-free checks on the published items, public features only."""
     from aar.agents.evolve import proxy_score
+    from aar.w2s.features import export_features
     from aar.w2s.testbeds.base import TEST_SPLITS
     from aar.w2s.workbench import Workbench
 
+    export_features(testbed, settings=settings)  # found, or made once
     wb = Workbench(testbed, settings)
     return proxy_score(wb.checks({s: np.array([predictions[i] for i in wb.ids(s)]) for s in TEST_SPLITS}))
 
@@ -142,15 +146,15 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
         raise ValueError("--tune needs a recipe idea: a folder's code runs unchanged (its run.py has no "
                          "declared hyper-parameters)")
     say(f"re-running {idea} on {source} (its own testbed)")
-    src = _scored(rerun_idea(code, source, settings, sandbox=sandbox, timeout_s=timeout_s), settings)
+    src = _scored(rerun_on_view(code, source, None, settings, sandbox=sandbox, timeout_s=timeout_s), settings)
     trials: list[Trial] = []
     chosen: dict[str, float | None] | None = None
     if recipe is not None and tune > 1:
         best: tuple[float, Rerun, dict[str, float | None]] | None = None
         for k, variant in enumerate(tuning_variants(recipe, tune)):
             say(f"tuning on {target}: variant {k + 1} of {tune}")
-            run = rerun_idea(code, target, settings, sandbox=sandbox, timeout_s=timeout_s,
-                             replace={"recipe.json": variant.model_dump_json(indent=1).encode()})
+            run = rerun_on_view(code, target, None, settings, sandbox=sandbox, timeout_s=timeout_s,
+                                replace={"recipe.json": variant.model_dump_json(indent=1).encode()})
             params = {"C": variant.C, **{n: getattr(variant, n) for n in TUNABLE_STRENGTHS
                                          if getattr(variant, n) != Recipe.model_fields[n].default}}
             if not run.ok:
@@ -168,7 +172,7 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
             chosen = best[2]
     else:
         say(f"re-running {idea} on {target}")
-        run = rerun_idea(code, target, settings, sandbox=sandbox, timeout_s=timeout_s)
+        run = rerun_on_view(code, target, None, settings, sandbox=sandbox, timeout_s=timeout_s)
         tgt = _scored(run, settings)
         if run.ok:
             tgt.proxy = round(label_free_proxy(target, run.predictions, settings), 4)

@@ -76,7 +76,7 @@ def finalize(settings: Settings, team: str, config: EvalServerConfig | None = No
 
     def labels(name: str) -> TestbedLabels:
         if name not in cache:
-            cache[name] = load_labels(name, settings, config.public_fraction, config.split_seed)
+            cache[name] = load_labels(name, settings)
         return cache[name]
 
     store = Store(make_engine(settings.sqlite_url("evalserver")))

@@ -15,7 +15,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aar.evalserver.models import FlagKind
-from aar.labels.division import DEFAULT_FRACTION, DEFAULT_SEED
 
 Mechanism = Literal["ladder", "thresholdout", "exact"]
 MECHANISMS: tuple[str, ...] = ("ladder", "thresholdout", "exact")
@@ -100,9 +99,6 @@ class EvalServerConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8710, ge=0, le=65535)
-    public_fraction: float = Field(default=DEFAULT_FRACTION, gt=0, lt=1,
-                                   description="Share of each test split used for released scores.")
-    split_seed: int = Field(default=DEFAULT_SEED, description="Seed of the one-time public / private division.")
     max_body_bytes: int = Field(default=32 * 2**20, ge=1024, description="Largest accepted request body.")
     max_items: int = Field(default=100_000, ge=1, description="Most predictions in one body: bounds the time "
                                                              "a parse can hold the interpreter.")

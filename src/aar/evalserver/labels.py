@@ -1,9 +1,9 @@
 """The eval server's view of one testbed's test labels: ids, labels, public / private parts, baselines.
 
 Only this module reads the label side (``AAR_HOME/labels/<testbed>/``). The public / private division
-of each test split is made once (``aar.labels.division``) and stored beside the labels, so every
-later process scores against the same parts. Which items
-are public is never revealed: a worker submits predictions for every test item.
+of each test split is made once, when the testbed is written (``aar.labels.division``): only the
+public half is published, so a submission holds predictions for exactly the public items
+(``submit_ids``). The private half is scored only from replays of ideas (``aar.labels.replay``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from aar.config import Settings
-from aar.labels.division import load_or_divide
+from aar.labels.division import load_division
 from aar.labels.references import BaselinePredictions, load_baselines
 from aar.labels.store import labels_dir, read_label_rows
 from aar.w2s.scoring import correctness
@@ -60,13 +60,24 @@ class TestbedLabels:
     baseline_problem: str | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.submit_idx = np.flatnonzero(self.public)
+        self.submit_ids = [self.ids[i] for i in self.submit_idx]
+
     @property
     def n(self) -> int:
         return len(self.ids)
 
     @property
     def n_public(self) -> int:
-        return int(self.public.sum())
+        return len(self.submit_idx)
+
+    def expand(self, public_probs: np.ndarray) -> np.ndarray:
+        """A submission's vector (public items, ``submit_ids`` order) placed in the canonical order of all
+        test items, NaN on the private ones (which a submission never covers; ``score`` refuses them)."""
+        full = np.full(self.n, np.nan)
+        full[self.submit_idx] = public_probs
+        return full
 
     def part(self, visibility: str, part: str) -> np.ndarray:
         """Indices of the items of ``part`` (id | ood | combined) in ``visibility`` (public | private | all)."""
@@ -80,7 +91,7 @@ def check_testbed_name(name: object) -> str:
     return name
 
 
-def load_labels(name: str, settings: Settings, fraction: float = 0.5, seed: int = 0) -> TestbedLabels:
+def load_labels(name: str, settings: Settings) -> TestbedLabels:
     """Load a testbed's test labels, its public / private division and its stored baselines."""
     check_testbed_name(name)
     if not labels_dir(name, settings).is_dir():
@@ -99,7 +110,7 @@ def load_labels(name: str, settings: Settings, fraction: float = 0.5, seed: int 
     if not np.isin(labels, (0, 1)).all():
         raise TestbedError(f"testbed {name!r}: labels must be 0 or 1")
     is_ood = np.array([s == "test_ood" for s in split_of])
-    public_ids = load_or_divide(name, rows, split_of, fraction, seed, settings)
+    public_ids = load_division(name, ids, settings)
     public = np.array([i in public_ids for i in ids])
     parts: dict[tuple[str, str], np.ndarray] = {}
     for vis, mask in (("public", public), ("private", ~public), ("all", np.ones_like(public))):

@@ -134,7 +134,7 @@ class AuditRecord(BaseModel):
 
 
 class BoardRow(BaseModel):
-    """One worker on a team leaderboard; ``public_true`` / ``private`` / ``gap`` for admin tokens only."""
+    """One worker on a team leaderboard; ``best_public_submission`` / ``public_true`` for admin tokens only."""
 
     worker_id: str
     submissions: int
@@ -143,8 +143,6 @@ class BoardRow(BaseModel):
     last_at: datetime | None = None
     best_public_submission: str | None = None
     public_true: Scores | None = None
-    private: Scores | None = None
-    gap: PartValues | None = Field(default=None, description="Public minus private accuracy (over-fitting).")
 
 
 class Board(BaseModel):
@@ -168,24 +166,41 @@ class BaselineComparison(BaseModel):
     paired_se: PartValues = Field(description="Bootstrap SE of that difference (items resampled jointly).")
 
 
+class Replay(BaseModel):
+    """A submission's replay (``aar.labels.replay``): reproducible on the public items, then scored on the
+    private ones."""
+
+    submission_id: str
+    snapshot_id: str | None
+    reproducible: bool
+    reason: str | None = None
+    public_agreement: float | None = None
+    private: Scores | None = None
+    vs_best_baseline: BaselineComparison | None = None
+    seconds: float = 0.0
+
+
 class FinalEntry(BaseModel):
-    """A worker's (or the team's) selected submission: best true public score, with its private score."""
+    """A worker's (or the team's) selected submission: best true public score; its private score, gap and
+    comparison with the best baseline come from its replay (None until replayed, or when not reproducible)."""
 
     worker_id: str
     testbed: str
     submission_id: str
+    snapshot_id: str | None = None
     submissions: int
     public: Scores
-    private: Scores
-    gap: PartValues
     flags: dict[str, int] = Field(default_factory=dict)
+    replay: Replay | None = None
+    private: Scores | None = None
+    gap: PartValues | None = Field(default=None, description="Public minus private accuracy (over-fitting).")
     vs_best_baseline: BaselineComparison | None = None
 
 
 class FinalReport(BaseModel):
-    """``aar team finalize``: the private-split report of a team (admin only)."""
+    """``aar team finalize``: a team's selected submissions and, once replayed, their private scores (admin only)."""
 
-    schema_version: int = 1
+    schema_version: int = 2
     team: str
     created_at: datetime
     last_seq: int = Field(description="Submissions up to this audit sequence number were considered.")

@@ -1,9 +1,10 @@
-"""Leaderboards (released values; admins also see the public-private gap) and the team finalisation.
+"""Leaderboards (released values; admins also see true public scores) and the team's final selection.
 
-Both read the audit log only (plus labels for the admin columns), so ``aar team finalize`` can run in
-the admin's own process as well as through the server's admin route. A worker's *selected*
-submission is its best by true public accuracy (earliest on ties): the one whose public-private gap
-shows over-fitting of the public part.
+Both read the audit log only (plus labels for the admin columns), so ``aar team finalize`` can select in
+the admin's own process as well as through the server's admin route. A worker's *selected* submission
+is its best by true public accuracy (earliest on ties); its private score comes from replaying its idea
+on the never-published private half (``aar.labels.replay``), and the public-private gap then shows
+over-fitting of the public part.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from aar.evalserver.models import (
     Released,
     Scores,
 )
-from aar.evalserver.scoring import compare_with_best_baseline, score
+from aar.evalserver.scoring import score
 from aar.evalserver.store import Store
 
 LabelsFn = Callable[[str], TestbedLabels]
@@ -76,23 +77,24 @@ def _collect(rows: Iterable[Any]) -> Collected:
     return boards, team_best, mechanism
 
 
-def _gap(public: Scores, private: Scores) -> PartValues:
+def public_gap(public: Scores, private: Scores) -> PartValues:
+    """Public minus private accuracy per part (over-fitting to the released scores)."""
     return PartValues(**{p: round(getattr(public.acc, p) - getattr(private.acc, p), 4) for p in PARTS})
 
 
-def selected_scores(store: Store, tl: TestbedLabels, sub_id: str, with_se: bool) -> tuple[Scores, Scores]:
-    """True public and private scores of one stored submission (admin only)."""
-    probs = stored_probs(store, tl, sub_id)
-    return score(tl, probs, "public", with_se=with_se), score(tl, probs, "private", with_se=with_se)
+def selected_scores(store: Store, tl: TestbedLabels, sub_id: str, with_se: bool) -> Scores:
+    """True public scores of one stored submission (admin only). Its private score comes only from a replay
+    of its idea (``aar.labels.replay``): a submission never holds predictions for the private items."""
+    return score(tl, tl.expand(stored_probs(store, tl, sub_id)), "public", with_se=with_se)
 
 
 def stored_probs(store: Store, tl: TestbedLabels, sub_id: str) -> np.ndarray:
-    """A stored submission's predictions in the testbed's canonical item order."""
+    """A stored submission's predictions, in the order of the published test items (``tl.submit_ids``)."""
     raw = store.predictions(sub_id)
     if raw is None:
         raise LookupError(f"submission {sub_id} has no stored predictions")
     probs = np.frombuffer(raw, dtype="<f8")
-    if len(probs) != tl.n:
+    if len(probs) != tl.n_public:
         raise LookupError(f"submission {sub_id} was made against an earlier version of testbed {tl.name!r}")
     return probs
 
@@ -112,9 +114,8 @@ def leaderboard(store: Store, team: str, testbed: str | None, admin: bool, label
             if admin and w.best_public is not None:
                 sub_id = w.best_public[2]
                 try:
-                    public, private = selected_scores(store, labels(tb), sub_id, with_se=False)
                     row.best_public_submission = sub_id
-                    row.public_true, row.private, row.gap = public, private, _gap(public, private)
+                    row.public_true = selected_scores(store, labels(tb), sub_id, with_se=False)
                 except (LookupError, ValueError):
                     row.best_public_submission = sub_id
             entries.append(row)
@@ -126,7 +127,8 @@ def leaderboard(store: Store, team: str, testbed: str | None, admin: bool, label
 
 def finalize_team(store: Store, team: str, labels: LabelsFn, by: str, testbed: str | None = None,
                   record: bool = True) -> FinalReport:
-    """Score each worker's selected submission on the private part; append the report to the log."""
+    """Select each worker's submission (best true public score) with its public scores; append the selection
+    to the log. The private scores come from replaying the selected ideas (``aar team finalize``)."""
     last_seq = store.max_seq()
     rows = (r for r in store.iter_all(team=team)
             if r.seq <= last_seq and (testbed is None or r.testbed == testbed))
@@ -141,12 +143,11 @@ def finalize_team(store: Store, team: str, labels: LabelsFn, by: str, testbed: s
         tb_entries = []
         for worker_id, w in sorted(per_testbed[tb].items()):
             assert w.best_public is not None
-            public, private = selected_scores(store, tl, w.best_public[2], with_se=True)
+            row = store.get(w.best_public[2])
             tb_entries.append(FinalEntry(worker_id=worker_id, testbed=tb, submission_id=w.best_public[2],
-                                         submissions=w.submissions, public=public, private=private,
-                                         gap=_gap(public, private), flags=dict(w.flags),
-                                         vs_best_baseline=compare_with_best_baseline(
-                                             tl, stored_probs(store, tl, w.best_public[2]))))
+                                         snapshot_id=getattr(row, "snapshot_id", None), submissions=w.submissions,
+                                         public=selected_scores(store, tl, w.best_public[2], with_se=True),
+                                         flags=dict(w.flags)))
         entries.extend(tb_entries)
         best.append(max(tb_entries, key=lambda e: e.public.acc.combined or 0.0))
     report = FinalReport(team=team, created_at=datetime.now(UTC), last_seq=last_seq, workers=entries,

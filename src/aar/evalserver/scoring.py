@@ -1,4 +1,7 @@
-"""Scores of one prediction vector on one side (public or private) of a testbed's test items.
+"""Scores of one prediction vector on one side (public, private or all) of a testbed's test items.
+
+A vector is in the canonical order of all test items; items it does not cover are NaN, and scoring a side
+with NaN on it is refused (a submission covers the public items only).
 
 Accuracy and PGR come from ``aar.w2s.scoring`` (the project's one definition); W and S are the stored
 baselines recomputed on exactly the items scored. Nothing here decides what is released: see
@@ -49,6 +52,8 @@ def score(tl: TestbedLabels, probs: np.ndarray, visibility: str, *, with_se: boo
 
     ``with_se`` adds bootstrap SEs (items resampled jointly with the baselines' per-item correctness).
     """
+    if np.isnan(probs[tl.part(visibility, "combined")]).any():
+        raise ValueError(f"no predictions for the {visibility} items of testbed {tl.name!r}")
     c = correct if correct is not None else item_correctness(tl, probs)
     acc = PartValues(**{p: float(c[tl.part(visibility, p)].mean()) for p in PARTS})  # = scoring.accuracy
     pgrs, reasons = pgr_values(tl, acc, visibility)
@@ -82,8 +87,10 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
     names = sorted(m for m in tl.method_correct if among is None or m in among)
     if not names or not tl.refs:
         return None
-    mine = item_correctness(tl, probs)
     combined = tl.part(visibility, "combined")
+    if np.isnan(probs[combined]).any():
+        raise ValueError(f"no predictions for the {visibility} items of testbed {tl.name!r}")
+    mine = item_correctness(tl, probs)
     best = max(names, key=lambda m: tl.method_correct[m][combined].mean())
     theirs = tl.method_correct[best]
     base: dict[str, float | None] = {}

@@ -149,8 +149,7 @@ class EvalService:
         with self._labels_lock:  # leaderboards and finalisation load labels from worker threads
             if name not in self._labels:
                 try:
-                    self._labels[name] = load_labels(name, self.settings, self.config.public_fraction,
-                                                     self.config.split_seed)
+                    self._labels[name] = load_labels(name, self.settings)
                 except TestbedError as exc:
                     raise Invalid(422, str(exc)) from None
             return self._labels[name]
@@ -166,7 +165,7 @@ class EvalService:
                 except Invalid:
                     continue
                 mechanism = self.team_config(principal.team).mechanism
-                out.append(TestbedInfo(name=name, n_items=tl.n, mechanism=mechanism, baselines=bool(tl.refs)))
+                out.append(TestbedInfo(name=name, n_items=tl.n_public, mechanism=mechanism, baselines=bool(tl.refs)))
         return out
 
     def team_config(self, team: str) -> TeamConfig:
@@ -195,10 +194,10 @@ class EvalService:
         if mech == "ladder" and st.best_id is not None:
             raw = self.store.predictions(st.best_id)
             probs = None if raw is None else np.frombuffer(raw, dtype="<f8")
-            if probs is None or len(probs) != tl.n:
+            if probs is None or len(probs) != tl.n_public:
                 st = ScopeState()  # the testbed changed since: start a fresh ladder
             else:
-                c = hard_correct(tl, probs) if hard else item_correctness(tl, probs)
+                c = hard_correct(tl, tl.expand(probs)) if hard else item_correctness(tl, tl.expand(probs))
                 st.loss = 1.0 - c[tl.part("public", "combined")]
         self._states[key] = st
         return st
@@ -207,10 +206,10 @@ class EvalService:
         key = (team, tl.name)
         hist = self._history.get(key)
         if hist is None or hist.window != window:
-            hist = History(tl.n, window)
+            hist = History(tl.n_public, window)
             for row in self.store.recent(team, tl.name, window):
                 probs = np.frombuffer(row.predictions, dtype="<f8")
-                if len(probs) == tl.n:
+                if len(probs) == tl.n_public:
                     info = json.loads(row.detect)
                     hist.add(Entry(row.id, row.worker_id, bool(info.get("random_edit"))), probs)
             self._history[key] = hist
@@ -252,13 +251,15 @@ class EvalService:
                  cfg: TeamConfig, now: float, extra: dict[str, Any]) -> tuple[SubmissionOut, dict[str, Any]]:
         team, worker = principal.team, principal.worker_id
         sub_id = "sub_" + secrets.token_hex(12)
-        correct = item_correctness(tl, probs)
-        true_public = score(tl, probs, "public", correct=correct, with_se=True)  # audit + report SEs (~0.1 s)
+        full = tl.expand(probs)
+        correct = item_correctness(tl, full)
+        true_public = score(tl, full, "public", correct=correct, with_se=True)  # audit + report SEs (~0.1 s)
         hist = self._history_for(team, tl, cfg.detectors.window)
-        flags, info = detect(hist, probs, worker, cfg.detectors, tl.weak_hard)
+        flags, info = detect(hist, probs, worker, cfg.detectors,
+                             None if tl.weak_hard is None else tl.weak_hard[tl.submit_idx])
         mech = mechanism_for(cfg)
         hard = mech.name == "ladder" and cfg.ladder.hard_labels
-        rel_correct = hard_correct(tl, probs) if hard else correct
+        rel_correct = hard_correct(tl, full) if hard else correct
         acc = PartValues(**{p: float(rel_correct[tl.part("public", p)].mean()) for p in PARTS})
         loss = 1.0 - rel_correct[tl.part("public", "combined")]
         key: tuple[str, ...] = (("team", team, testbed, mech.name) if cfg.release_scope == "team"
@@ -278,7 +279,7 @@ class EvalService:
                 log.warning("team %s: %s", team, EXACT_WARNING)
         row: dict[str, Any] = {
             "id": sub_id, "created_at": now, "team": team, "worker_id": worker, "testbed": testbed,
-            "mechanism": mech.name, "pred_hash": pred_hash(testbed, probs), "n_items": tl.n, **extra,
+            "mechanism": mech.name, "pred_hash": pred_hash(testbed, probs), "n_items": tl.n_public, **extra,
             "public_acc": float(true_public.acc.combined or 0.0),
             "true_public": true_public.model_dump_json(), "released": released.model_dump_json(),
             "team_released": team_rel.model_dump_json(),

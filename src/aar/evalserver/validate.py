@@ -120,21 +120,23 @@ def parse_submission(body: bytes, content_type: str | None) -> Submission:
 
 
 def predictions_vector(sub: Submission, tl: TestbedLabels) -> np.ndarray:
-    """Probabilities in the testbed's canonical order; raises ``Invalid`` unless ids match the test set."""
-    preds = sub.predictions
-    if preds.keys() != tl.index.keys():
-        unknown = [k for k in preds if k not in tl.index]
-        missing = [i for i in tl.ids if i not in preds]
-        raise Invalid(422, f"predictions must cover exactly the {tl.n} test items of testbed {tl.name!r} "
+    """Probabilities in the order of the testbed's published test items (``tl.submit_ids``); raises
+    ``Invalid`` unless the ids are exactly those items."""
+    preds, ids, n = sub.predictions, tl.submit_ids, tl.n_public
+    if len(preds) != n or not all(i in preds for i in ids):
+        known = set(ids)
+        unknown = [k for k in preds if k not in known]
+        missing = [i for i in ids if i not in preds]
+        raise Invalid(422, f"predictions must cover exactly the {n} published test items of testbed {tl.name!r} "
                            f"(test_id and test_ood): {len(missing)} missing{_examples(missing)}, "
                            f"{len(unknown)} unknown{_examples(unknown)}")
     try:
-        probs = np.fromiter(map(preds.__getitem__, tl.ids), dtype=np.float64, count=tl.n)
+        probs = np.fromiter(map(preds.__getitem__, ids), dtype=np.float64, count=n)
     except OverflowError:  # an integer too large for a float
         raise Invalid(422, "a prediction is outside [0, 1]: values must be finite numbers in [0, 1]") from None
     bad = ~(np.isfinite(probs) & (probs >= 0.0) & (probs <= 1.0))
     if bad.any():
-        where = [tl.ids[i] for i in np.flatnonzero(bad)[:3]]
+        where = [ids[i] for i in np.flatnonzero(bad)[:3]]
         first = float(probs[np.flatnonzero(bad)[0]])
         shown = "a non-finite number" if not math.isfinite(first) else repr(first)
         raise Invalid(422, f"{int(bad.sum())} prediction(s) are outside [0, 1]{_examples(where)}: "

@@ -1,8 +1,9 @@
-"""The eval server's public / private division of a testbed's test items, made once and stored.
+"""The public / private division of a testbed's test items, made once when the testbed is written.
 
-In each (split, difficulty, label) stratum a ``fraction`` of the items is public (scores released
-to workers); the rest is private (the final score). The division is stored in ``eval_split.json``
-beside the labels, so every process scores against the same parts.
+In each (split, difficulty, label) stratum a ``fraction`` of the items is public (published, with
+scores released to workers); the rest is private (never published; the final score replays ideas on
+it). The division is stored in ``eval_split.json`` beside the labels and read back strictly, so the
+published items and the eval server's public part are always the same set.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from aar.config import Settings
 from aar.labels.store import SALT_FILE, labels_dir
+from aar.w2s.testbeds.base import TEST_SPLITS, Testbed, TestbedError
 
 log = logging.getLogger("aar.evalserver")
 SPLIT_FILE = "eval_split.json"
@@ -49,6 +51,30 @@ def divide(rows: list[dict], split_of: list[str], fraction: float, seed: int, na
         k = int(np.floor(fraction * len(ids) + rng.random()))  # unbiased rounding of small strata
         public.update(ids[i] for i in order[:k])
     return public
+
+
+def divide_test_items(tb: Testbed, settings: Settings) -> set[str]:
+    """The public ids of labelled testbed ``tb``'s test items: the stored division if it still matches its
+    items, else a new one (default fraction and seed), stored."""
+    rows, split_of = [], []
+    for split in TEST_SPLITS:
+        part = tb[split]
+        difficulty = part.difficulty or ["all"] * len(part)
+        rows += [{"id": it.id, "label": int(y), "difficulty": d}
+                 for it, y, d in zip(part.items, part.require_labels(), difficulty, strict=True)]
+        split_of += [split] * len(part)
+    return load_or_divide(tb.name, rows, split_of, DEFAULT_FRACTION, DEFAULT_SEED, settings)
+
+
+def load_division(name: str, ids: list[str], settings: Settings) -> set[str]:
+    """The stored public ids of testbed ``name`` whose test items are ``ids``; raises ``TestbedError`` when
+    there is no division or it was made for other items (the testbed must be prepared again)."""
+    path = labels_dir(name, settings) / SPLIT_FILE
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if stored.get("ids_hash") != _ids_hash(sorted(ids)):
+        raise TestbedError(f"testbed {name!r} has no public / private division for its test items "
+                           f"(prepared by an older aar?): run `aar testbed prepare {name}` again")
+    return set(stored["public"])
 
 
 def load_or_divide(

@@ -12,8 +12,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from aar.config import Settings
-from aar.labels.division import DEFAULT_FRACTION, DEFAULT_SEED, load_or_divide
-from aar.labels.store import read_label_rows
+from aar.labels.division import load_division
 from aar.w2s.results import BaselineReport
 from aar.w2s.scoring import bootstrap_mean_se
 from aar.w2s.testbeds.base import TEST_SPLITS
@@ -36,12 +35,7 @@ def private_half_power(
     report: BaselineReport, correct: dict[str, dict[str, np.ndarray]], ids: dict[str, list[str]], settings: Settings
 ) -> dict[str, PartPower]:
     """Power per part; ``correct[method][split]`` is per-item correctness (mean over seeds) aligned with ``ids``."""
-    rows, split_of = [], []
-    for split in TEST_SPLITS:
-        part_rows = read_label_rows(report.testbed, split, settings)
-        rows += part_rows
-        split_of += [split] * len(part_rows)
-    public = load_or_divide(report.testbed, rows, split_of, DEFAULT_FRACTION, DEFAULT_SEED, settings)
+    public = load_division(report.testbed, [i for s in TEST_SPLITS for i in ids[s]], settings)
     out: dict[str, PartPower] = {}
     for part, split in PARTS.items():
         private = np.array([i not in public for i in ids[split]])

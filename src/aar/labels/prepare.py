@@ -2,17 +2,17 @@
 
 The weak model is trained here on ``weak_train`` ground truth; only its outputs (soft labels on
 ``strong_train``, predictions on the test items) are published with the label-free splits, as in
-the published W2S setup.
+the published W2S setup. Of each test split only the public half is published (``write_testbed``).
 """
 
 from __future__ import annotations
 
 from aar.config import Settings, get_settings
 from aar.labels.card import TestbedCard, build_card, save_card
-from aar.labels.store import testbed_salt, write_testbed
+from aar.labels.store import load_full, testbed_salt, write_testbed
 from aar.w2s.models import ModelSpec, build_model
 from aar.w2s.testbeds import build_testbed, default_models, label_sources, testbed_name
-from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Testbed
+from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Testbed, load_testbed
 
 WEAK_SEED = 0
 
@@ -48,25 +48,12 @@ def prepare_testbed(
     publish_weak(tb, default_models(stored_name)[0], settings)
     write_testbed(tb, settings)
     card = build_card(tb, label_sources(stored_name, settings))
-    card.halves = divide_tests(tb, settings)
+    card.halves = test_halves(stored_name, settings)
     save_card(card, settings)
     return card
 
 
-def divide_tests(tb: Testbed, settings: Settings) -> dict[str, dict[str, int]]:
-    """Make (or keep) the public / private division of the test items now, the one the eval server then
-    uses (its default fraction and seed), and count each half per test split."""
-    from aar.labels.division import DEFAULT_FRACTION, DEFAULT_SEED, load_or_divide
-
-    rows, split_of = [], []
-    for split in TEST_SPLITS:
-        part = tb[split]
-        difficulty = part.difficulty or ["all"] * len(part)
-        rows += [{"id": it.id, "label": int(y), "difficulty": d}
-                 for it, y, d in zip(part.items, part.require_labels(), difficulty, strict=True)]
-        split_of += [split] * len(part)
-    public = load_or_divide(tb.name, rows, split_of, DEFAULT_FRACTION, DEFAULT_SEED, settings)
-    halves = {s: {"public": 0, "private": 0} for s in TEST_SPLITS}
-    for row, split in zip(rows, split_of, strict=True):
-        halves[split]["public" if row["id"] in public else "private"] += 1
-    return halves
+def test_halves(name: str, settings: Settings) -> dict[str, dict[str, int]]:
+    """How many items each test split has in its public half (published) and its private half (label side)."""
+    published, full = load_testbed(name, settings), load_full(name, settings)
+    return {s: {"public": len(published[s]), "private": len(full[s]) - len(published[s])} for s in TEST_SPLITS}

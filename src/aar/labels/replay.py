@@ -10,13 +10,13 @@ means nothing on the private ones, whose score is then the method's own. :func:`
 submission's idea folder (its snapshot, entry point unchanged) on two views, in a fresh sandbox with no
 model API, no network and no hub (:func:`aar.analysis.rerun.rerun_idea`):
 
-* on the *public* items, where its hard labels must agree with what it submitted on at least
-  ``REPRODUCE_AT_LEAST`` of the items, else it is **not reproducible** and never a result;
+* on the *public* items (those it was submitted for), where its hard labels must agree with what it
+  submitted on at least ``REPRODUCE_AT_LEAST`` of the items, else it is **not reproducible** and never a result;
 * on the *private* items, scored here with its bootstrap SE and against the best shipped baseline on the
   same items (paired SE).
 
-What it does not do yet (issue 19): the private half is still published today, so code that keys a table
-by item *text* would still carry over; the private half must stop being published for that.
+The private half is never published (``aar.labels.store.write_testbed``), so no table an agent built, keyed
+by id, position or text, covers its items: its score is the method's own.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
+from aar.analysis.rerun import Rerun
 from aar.config import Settings
 from aar.evalserver.labels import TestbedLabels
-from aar.evalserver.models import BaselineComparison, Scores
-from aar.w2s.features import FeatureStore, export_features, load_features, save_features
+from aar.evalserver.models import FinalReport, Replay
+from aar.evalserver.reports import public_gap
+from aar.labels.store import load_full
+from aar.w2s.features import compute_features, save_features, strong_spec
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Split, Testbed, load_testbed, write_public
 
 REPRODUCE_AT_LEAST = 0.99
@@ -50,63 +52,62 @@ class View:
 
 
 def build_view(name: str, test_ids: set[str], settings: Settings, home: Path) -> View:
-    """Write a fresh-id view of testbed ``name`` with the test items in ``test_ids`` (see the module docstring)."""
-    export_features(name, settings=settings)
-    src, store = load_testbed(name, settings), load_features(name, settings)
+    """Write a fresh-id view of testbed ``name`` (public and private halves) with the test items in
+    ``test_ids`` (see the module docstring)."""
+    src = load_full(name, settings)
+    spec = strong_spec(src)
     view_name = f"{name}-{secrets.token_hex(4)}"
     original: dict[str, str] = {}
     splits: dict[str, Split] = {}
-    rows: dict[str, np.ndarray] = {}
     for split in PUBLIC_SPLITS:
         items = src[split].items
-        keep = np.array([k for k, it in enumerate(items) if split not in TEST_SPLITS or it.id in test_ids], dtype=int)
-        fresh = []
-        for k in keep:
+        part = src[split].select(k for k, it in enumerate(items) if split not in TEST_SPLITS or it.id in test_ids)
+        for k, it in enumerate(part.items):
             new_id = f"i{secrets.token_hex(8)}"
-            original[new_id] = items[k].id
-            fresh.append(dataclasses.replace(items[k], id=new_id))
-        splits[split] = Split(fresh, weak=src[split].require_weak()[keep])
-        rows[split] = keep
-    view = Testbed(view_name, src.format, splits, {**src.meta, "strong_model": store.spec.model_dump()})
+            original[new_id] = it.id
+            part.items[k] = dataclasses.replace(it, id=new_id)
+        splits[split] = part
+    view = Testbed(view_name, src.format, splits, {**src.meta, "strong_model": spec.model_dump()})
     vs = Settings(home=home)
     write_public(view, vs)
-    save_features(FeatureStore(view_name, src.format, store.spec, {s: store.x[s][rows[s]] for s in PUBLIC_SPLITS},
-                               {s: store.zeroshot[s][rows[s]] for s in PUBLIC_SPLITS}, store.blocks, store.head_c),
-                  load_testbed(view_name, vs), vs)
+    save_features(compute_features(view, spec, settings), load_testbed(view_name, vs), vs)
     return View(vs, view_name, original)
 
 
-class Replay(BaseModel):
-    """A submission's replay: reproducible on the public items, then scored on the private ones."""
+def rerun_on_view(code: bytes, name: str, ids: set[str] | None, settings: Settings, *, sandbox: str = "bwrap",
+                  timeout_s: float = 1800.0, replace: dict[str, bytes] | None = None) -> Rerun:
+    """Run the idea folder ``code`` on a fresh-id view of testbed ``name`` whose test items are ``ids`` (None:
+    all of them, both halves) and return its predictions under the original ids (trusted side only: a view
+    holds private items). The view lives under ``runs/replays`` and is removed afterwards; the real AAR_HOME
+    is masked in the sandbox. Raises ``IdeaRunError`` when the archive is refused."""
+    from aar.analysis.rerun import rerun_idea
 
-    submission_id: str
-    snapshot_id: str | None
-    reproducible: bool
-    reason: str | None = None
-    public_agreement: float | None = None
-    private: Scores | None = None
-    vs_best_baseline: BaselineComparison | None = None
-    seconds: float = 0.0
-
-
-def _run_on(code: bytes, name: str, ids: set[str], settings: Settings, root: Path, sandbox: str,
-            timeout_s: float) -> tuple[dict[str, float] | None, str | None, float]:
-    """Predictions ``{original id: p}`` of the idea on a view of ``ids``, or the reason it failed."""
-    from aar.analysis.rerun import IdeaRunError, rerun_idea
-
+    if ids is None:
+        full = load_full(name, settings)
+        ids = {i for s in TEST_SPLITS for i in full[s].ids}
+    root = settings.runs_dir / "replays"
+    root.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="view-", dir=root))
     try:
         view = build_view(name, ids, settings, home)
-        try:
-            run = rerun_idea(code, view.name, view.settings, sandbox=sandbox, timeout_s=timeout_s,
-                             hidden=[settings.home.resolve()])  # the real AAR_HOME (labels) around the view
-        except IdeaRunError as exc:
-            return None, str(exc), 0.0
-        if not run.ok:
-            return None, run.reason, run.seconds
-        return {view.original[k]: p for k, p in run.predictions.items()}, None, run.seconds
+        run = rerun_idea(code, view.name, view.settings, sandbox=sandbox, timeout_s=timeout_s, replace=replace,
+                         hidden=[settings.home.resolve()])  # the real AAR_HOME (labels) around the view
+        return run.model_copy(update={"testbed": name,
+                                      "predictions": {view.original[k]: p for k, p in run.predictions.items()}})
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_on(code: bytes, name: str, ids: set[str], settings: Settings, sandbox: str,
+            timeout_s: float) -> tuple[dict[str, float] | None, str | None, float]:
+    """Predictions ``{original id: p}`` of the idea on a view of ``ids``, or the reason it failed."""
+    from aar.analysis.rerun import IdeaRunError
+
+    try:
+        run = rerun_on_view(code, name, ids, settings, sandbox=sandbox, timeout_s=timeout_s)
+    except IdeaRunError as exc:
+        return None, str(exc), 0.0
+    return (run.predictions, None, run.seconds) if run.ok else (None, run.reason, run.seconds)
 
 
 def replay_submission(tl: TestbedLabels, submitted: dict[str, float], submission_id: str, snapshot_id: str | None,
@@ -121,30 +122,29 @@ def replay_submission(tl: TestbedLabels, submitted: dict[str, float], submission
 
     if code is None:
         return not_reproducible("no idea folder was submitted with it (submit with idea_dir)")
-    root = settings.runs_dir / "replays"
-    root.mkdir(parents=True, exist_ok=True)
-    public = {tl.ids[i] for i in np.flatnonzero(tl.public)}
-    pub, why, t1 = _run_on(code, tl.name, public, settings, root, sandbox, timeout_s)
+    public = set(tl.submit_ids)
+    pub, why, t1 = _run_on(code, tl.name, public, settings, sandbox, timeout_s)
     if pub is None:
         return not_reproducible(f"on the public items: {why}", seconds=t1)
-    agreement = float(np.mean([(pub[i] > 0.5) == (submitted[i] > 0.5) for i in public]))
+    agreement = float(np.mean([(pub[i] > 0.5) == (submitted[i] > 0.5) for i in tl.submit_ids]))
     if agreement < REPRODUCE_AT_LEAST:
         return not_reproducible(f"its hard labels agree with its own submission on {agreement:.1%} of the public "
                                 f"items (needs {REPRODUCE_AT_LEAST:.0%})", agreement, t1)
-    private = {tl.ids[i] for i in np.flatnonzero(~tl.public)}
-    priv, why, t2 = _run_on(code, tl.name, private, settings, root, sandbox, timeout_s)
+    private = {i for i in tl.ids if i not in public}
+    priv, why, t2 = _run_on(code, tl.name, private, settings, sandbox, timeout_s)
     if priv is None:
         return not_reproducible(f"on the private items: {why}", agreement, t1 + t2)
-    probs = np.array([priv.get(i, 0.5) for i in tl.ids], dtype=np.float64)  # only private items are scored
+    probs = np.array([priv.get(i, np.nan) for i in tl.ids], dtype=np.float64)  # NaN on the public items
     return Replay(submission_id=submission_id, snapshot_id=snapshot_id, reproducible=True,
                   public_agreement=round(agreement, 4), private=score(tl, probs, "private", with_se=True),
                   vs_best_baseline=compare_with_best_baseline(tl, probs, "private"), seconds=round(t1 + t2, 2))
 
 
-def replay_finalists(settings: Settings, team: str, entries: list, fetch_code: Callable[[str], bytes],
+def replay_finalists(settings: Settings, report: FinalReport, fetch_code: Callable[[str], bytes],
                      *, sandbox: str = "bwrap", timeout_s: float = 1800.0,
-                     progress: Callable[[str], None] | None = None) -> list[Replay]:
-    """Replay each finalize entry's selected submission (``fetch_code(snapshot id)`` gives its folder)."""
+                     progress: Callable[[str], None] | None = None) -> FinalReport:
+    """Replay each selected submission of a finalize report once (``fetch_code(snapshot id)`` gives its idea
+    folder) and return the report with each entry's replay, private scores, gap and paired comparison."""
     from aar.db import make_engine
     from aar.evalserver.labels import load_labels
     from aar.evalserver.reports import stored_probs
@@ -152,22 +152,27 @@ def replay_finalists(settings: Settings, team: str, entries: list, fetch_code: C
 
     store = Store(make_engine(settings.sqlite_url("evalserver")))
     labels: dict[str, TestbedLabels] = {}
-    out: list[Replay] = []
-    for e in entries:
-        if progress:
-            progress(f"replaying {e.worker_id}'s {e.submission_id} on {e.testbed}")
-        if e.testbed not in labels:
-            labels[e.testbed] = load_labels(e.testbed, settings)
-        tl = labels[e.testbed]
-        row = store.get(e.submission_id)
-        snap = getattr(row, "snapshot_id", None)
-        submitted = dict(zip(tl.ids, stored_probs(store, tl, e.submission_id).tolist(), strict=True))
-        try:
-            code = fetch_code(snap) if snap else None
-        except Exception as exc:  # noqa: BLE001 - any failure to fetch is a verdict, not a crash
-            out.append(Replay(submission_id=e.submission_id, snapshot_id=snap, reproducible=False,
-                              reason=f"its code cannot be fetched: {exc}"))
-            continue
-        out.append(replay_submission(tl, submitted, e.submission_id, snap, code, settings, sandbox=sandbox,
-                                     timeout_s=timeout_s))
-    return out
+    done: dict[str, Replay] = {}
+    for e in [*report.workers, *report.team_best]:
+        if e.submission_id not in done:
+            if progress:
+                progress(f"replaying {e.worker_id}'s {e.submission_id} on {e.testbed}")
+            if e.testbed not in labels:
+                labels[e.testbed] = load_labels(e.testbed, settings)
+            tl = labels[e.testbed]
+            try:
+                submitted = dict(zip(tl.submit_ids, stored_probs(store, tl, e.submission_id).tolist(), strict=True))
+                code = fetch_code(e.snapshot_id) if e.snapshot_id else None
+            except LookupError as exc:  # replay where the eval server's store is
+                done[e.submission_id] = Replay(submission_id=e.submission_id, snapshot_id=e.snapshot_id,
+                                               reproducible=False, reason=f"not in this AAR_HOME's eval store: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any failure to fetch is a verdict, not a crash
+                done[e.submission_id] = Replay(submission_id=e.submission_id, snapshot_id=e.snapshot_id,
+                                               reproducible=False, reason=f"its code cannot be fetched: {exc}")
+            else:
+                done[e.submission_id] = replay_submission(tl, submitted, e.submission_id, e.snapshot_id, code,
+                                                          settings, sandbox=sandbox, timeout_s=timeout_s)
+        r = done[e.submission_id]
+        e.replay, e.private, e.vs_best_baseline = r, r.private, r.vs_best_baseline
+        e.gap = public_gap(e.public, r.private) if r.private else None
+    return report

@@ -1,8 +1,10 @@
-"""The label store of one testbed (``AAR_HOME/labels/NAME/``, mode 0700): labels, weak_train, salt.
+"""The label store of one testbed (``AAR_HOME/labels/NAME/``, mode 0700): labels, unpublished items, salt.
 
 Per split ``{split}.jsonl`` holds ``{id, label, difficulty}``; ``weak_train_items.jsonl`` holds the
-items of the unpublished ``weak_train`` split; ``salt`` (mode 0600) is the secret every random
-choice of the testbed's construction draws from, so the public build code cannot reproduce it.
+items of the unpublished ``weak_train`` split; ``private_{test split}.jsonl`` the unpublished private
+half of each test split (items and weak outputs, in the published layout); ``salt`` (mode 0600) is
+the secret every random choice of the testbed's construction draws from, so the public build code
+cannot reproduce it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from aar.config import Settings, ensure_private_dir, get_settings
 from aar.w2s.testbeds.base import (
     SPLITS,
+    TEST_SPLITS,
     Item,
     Split,
     Testbed,
@@ -24,8 +27,10 @@ from aar.w2s.testbeds.base import (
     check_name,
     load_testbed,
     read_jsonl,
+    read_split,
     write_jsonl,
     write_public,
+    write_split,
 )
 
 SALT_FILE = "salt"
@@ -55,11 +60,21 @@ def testbed_salt(name: str, settings: Settings | None = None, *, new: bool = Fal
     return salt
 
 
+def private_items_path(name: str, split: str, settings: Settings | None = None) -> Path:
+    """The label-side file of test split ``split``'s private half (items and weak outputs, as published)."""
+    return labels_dir(name, settings) / f"private_{split}.jsonl"
+
+
 def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, Path]:
-    """Write the public splits (with weak predictions) and the label side. Returns (public dir, labels dir)."""
+    """Write labelled testbed ``tb``: the label side first (labels of every split, ``weak_train`` items, the
+    private half of each test split), then the published rest (``strong_train`` and the public halves).
+
+    The division is the stored one when it still matches the test items, else made now. Returns (public
+    dir, labels dir)."""
+    from aar.labels.division import divide_test_items
+
     settings = settings or get_settings()
     tb.validate()
-    pub = write_public(tb, settings)
     ensure_private_dir(settings.labels_dir)
     lab = ensure_private_dir(labels_dir(tb.name, settings))
     for name in SPLITS:
@@ -74,7 +89,36 @@ def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, 
             ),
         )
     write_jsonl(lab / WEAK_TRAIN_ITEMS, (it.to_public(tb.format) for it in tb["weak_train"].items))
+    public_ids = divide_test_items(tb, settings)
+    published = dict(tb.splits)
+    for name in TEST_SPLITS:
+        split = tb[name]
+        in_public = [it.id in public_ids for it in split.items]
+        write_split(private_items_path(tb.name, name, settings),
+                    split.select(k for k, p in enumerate(in_public) if not p), tb.format)
+        published[name] = split.select(k for k, p in enumerate(in_public) if p)
+    pub = write_public(Testbed(tb.name, tb.format, published, dict(tb.meta)), settings)
     return pub, lab
+
+
+def load_full(name: str, settings: Settings | None = None) -> Testbed:
+    """The published testbed with each test split's private half put back, in the build's item order
+    (trusted side only: baselines, replay and transfer views). No labels."""
+    settings = settings or get_settings()
+    tb = load_testbed(name, settings)
+    for split in TEST_SPLITS:
+        path = private_items_path(name, split, settings)
+        if not path.exists():
+            raise TestbedError(f"testbed {name!r} has no private half on the label side "
+                               f"(prepared by an older aar?): run `aar testbed prepare {name}` again")
+        public, private = tb[split], read_split(path, tb.format)
+        items = public.items + private.items
+        weak = None if public.weak is None or private.weak is None else np.concatenate([public.weak, private.weak])
+        order = {r["id"]: k for k, r in enumerate(read_label_rows(name, split, settings))}
+        if len(order) != len(items) or any(it.id not in order for it in items):
+            raise TestbedError(f"testbed {name!r} split {split!r}: label store does not match the items")
+        tb.splits[split] = Split(items, weak=weak).select(sorted(range(len(items)), key=lambda k: order[items[k].id]))
+    return tb
 
 
 def read_label_rows(name: str, split: str, settings: Settings | None = None) -> list[dict]:
@@ -88,7 +132,7 @@ def read_label_rows(name: str, split: str, settings: Settings | None = None) -> 
 def load_labelled(name: str, settings: Settings | None = None) -> Testbed:
     """The whole testbed with labels and difficulty on every split, ``weak_train`` included."""
     settings = settings or get_settings()
-    tb = load_testbed(name, settings)
+    tb = load_full(name, settings)
     rows = read_jsonl(labels_dir(name, settings) / WEAK_TRAIN_ITEMS)
     tb.splits = {"weak_train": Split([Item.from_public(r, tb.format) for r in rows]), **tb.splits}
     for split_name, split in tb.splits.items():

@@ -105,6 +105,11 @@ def team_dir(settings: Settings, team: str) -> Path:
     return settings.runs_dir / team
 
 
+def final_path(settings: Settings, team: str) -> Path:
+    """Where ``aar team finalize`` saves the team's final report (selection, replays, private scores)."""
+    return team_dir(settings, team) / "final.json"
+
+
 def load_state(settings: Settings, team: str) -> TeamState:
     path = team_dir(settings, team) / "team.json"
     if not path.exists():

@@ -67,16 +67,22 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
     Raises ``TestbedError`` when the strong model is not a frozen-feature encoder (fine-tuned and
     causal-LM models have no fixed features to export).
     """
-    from aar.w2s.methods.elicitation import consistent_zero_shot
-    from aar.w2s.models import build_model
-    from aar.w2s.models.encoder import EncoderModel
-
     settings = settings or get_settings()
     tb = load_testbed(testbed, settings)
     spec = strong or strong_spec(tb)
     dest = store_dir(tb, spec, settings)
     if (dest / MARKER).exists():
         return dest
+    return save_features(compute_features(tb, spec, settings), tb, settings)
+
+
+def compute_features(tb: Testbed, spec: ModelSpec, settings: Settings) -> FeatureStore:
+    """The feature rows and zero-shot scores of every published split of ``tb`` (embeddings come from the
+    per-text cache where it has them)."""
+    from aar.w2s.methods.elicitation import consistent_zero_shot
+    from aar.w2s.models import build_model
+    from aar.w2s.models.encoder import EncoderModel
+
     model = build_model(spec, tb.format, settings.cache_dir)
     if not isinstance(model, EncoderModel):
         raise TestbedError(f"the feature store needs a frozen-feature encoder strong model, not {spec.backend!r}")
@@ -93,7 +99,7 @@ def export_features(testbed: str, strong: ModelSpec | None = None, settings: Set
             start += part.shape[1]
             cols.append(part)
         x[split], zs[split] = np.concatenate(cols, axis=1), consistent_zero_shot(model, items)
-    return save_features(FeatureStore(tb.name, tb.format, spec, x, zs, blocks, model.head_config.C), tb, settings)
+    return FeatureStore(tb.name, tb.format, spec, x, zs, blocks, model.head_config.C)
 
 
 def save_features(store: FeatureStore, tb: Testbed, settings: Settings) -> Path:

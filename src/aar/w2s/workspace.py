@@ -81,8 +81,10 @@ or model API, and finish in minutes. A recipe idea is a folder with `recipe.json
 - Do not try to learn labels: no probing the scoring server with crafted predictions, no looking for
   label files, no rebuilding the testbed. Submissions are audited and such patterns are flagged.
 - Submissions are budgeted; submit what your own label-free checks say is promising.
-- Your final judgement is a **private** test half that you never see scores for. Overfitting the
-  public half, or picking the luckiest seed, does not help you there.
+- Your final judgement is a **private** test half that is not published here: at the end, your idea
+  folder's `run.py` is re-run, without network or model access, on those unseen items under fresh
+  ids. Only what your method computes counts; overfitting the public half, labels written for its
+  items, or picking the luckiest seed, does not help you there.
 - Share findings, negative ones too, and cite your submission ids in results.
 """
 

@@ -3,9 +3,10 @@
 Public side (``AAR_HOME/testbeds/NAME/``): one JSONL file per published split (``strong_train``,
 ``test_id``, ``test_ood``) with the item text and ``weak``, the weak model's P(label 1) for the item
 (its soft label on ``strong_train``, its prediction on the tests). ``weak_train`` is never published:
-as in the published W2S setup, agents see the weak model's outputs, not its training labels.
-The label side (labels of every split, ``weak_train`` items, salt, card, baselines) is written and
-read only by the trusted package ``aar.labels``.
+as in the published W2S setup, agents see the weak model's outputs, not its training labels. Of each
+test split only the *public half* is published; the private half (the final score's items) is kept on
+the label side, so no agent ever reads it. The label side (labels of every split, ``weak_train`` items,
+the private halves, salt, card, baselines) is written and read only by the trusted package ``aar.labels``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Format = Literal["pairwise", "binary"]
 SPLITS: tuple[str, ...] = ("weak_train", "strong_train", "test_id", "test_ood")
 TEST_SPLITS: tuple[str, ...] = ("test_id", "test_ood")
 PUBLIC_SPLITS: tuple[str, ...] = ("strong_train", "test_id", "test_ood")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the private half of each test split is no longer published
 
 
 class TestbedError(ValueError):
@@ -109,6 +110,13 @@ class Split:
     def without_labels(self) -> Split:
         return Split(list(self.items), weak=self.weak)
 
+    def select(self, keep: Iterable[int]) -> Split:
+        """The items at positions ``keep``, in that order, with what is known about them."""
+        idx = np.fromiter(keep, dtype=np.int64)
+        return Split([self.items[k] for k in idx], None if self.labels is None else self.labels[idx],
+                     None if self.difficulty is None else [self.difficulty[k] for k in idx],
+                     None if self.weak is None else self.weak[idx])
+
 
 @dataclass
 class Testbed:
@@ -186,17 +194,26 @@ def public_dir(name: str, settings: Settings | None = None) -> Path:
     return (settings or get_settings()).testbeds_dir / check_name(name)
 
 
+def write_split(path: Path, split: Split, fmt: Format) -> None:
+    """Write a split's items in the published layout, each with ``weak`` (null where not published)."""
+    weak = [None] * len(split) if split.weak is None else [round(float(p), 6) for p in split.weak]
+    write_jsonl(path, ({**it.to_public(fmt), "weak": p} for it, p in zip(split.items, weak, strict=True)))
+
+
+def read_split(path: Path, fmt: Format) -> Split:
+    """Read a split written by :func:`write_split` (no labels)."""
+    rows = read_jsonl(path)
+    weak = [r.get("weak") for r in rows]
+    return Split([Item.from_public(r, fmt) for r in rows],
+                 weak=None if None in weak else np.array(weak, dtype=np.float64))
+
+
 def write_public(tb: Testbed, settings: Settings | None = None) -> Path:
     """Write the published splits (items + weak predictions where known, no labels) and ``testbed.json``."""
     pub = public_dir(tb.name, settings)
     pub.mkdir(parents=True, exist_ok=True)
     for name in PUBLIC_SPLITS:
-        split = tb.splits[name]
-        weak = [None] * len(split) if split.weak is None else [round(float(p), 6) for p in split.weak]
-        write_jsonl(
-            pub / f"{name}.jsonl",
-            ({**it.to_public(tb.format), "weak": p} for it, p in zip(split.items, weak, strict=True)),
-        )
+        write_split(pub / f"{name}.jsonl", tb.splits[name], tb.format)
     meta = {"schema_version": SCHEMA_VERSION, "name": tb.name, "format": tb.format, **tb.meta}
     (pub / "testbed.json").write_text(json.dumps(meta, indent=2))
     return pub
@@ -214,10 +231,6 @@ def load_testbed(name: str, settings: Settings | None = None) -> Testbed:
     fmt: Format = meta["format"]
     splits: dict[str, Split] = {}
     for split in PUBLIC_SPLITS:
-        rows = read_jsonl(pub / f"{split}.jsonl")
-        weak = [r.get("weak") for r in rows]
-        splits[split] = Split(
-            [Item.from_public(r, fmt) for r in rows], weak=None if None in weak else np.array(weak, dtype=np.float64)
-        )
+        splits[split] = read_split(pub / f"{split}.jsonl", fmt)
     extra = {k: v for k, v in meta.items() if k not in ("schema_version", "name", "format")}
     return Testbed(name, fmt, splits, extra)
