@@ -9,6 +9,7 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 need_apt=()
 [ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)          # the built-in testbeds' data
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)                     # the default sandbox
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)                          # dashboard browser tests (playwright)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"

@@ -74,37 +74,49 @@ def team_status_cmd(
     team: Annotated[str, typer.Argument(help="Team id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Each worker's phase, sessions, submissions, best released PGR, cost, hours, last activity and flags."""
-    from rich.table import Table
+    """Each worker's phase, sessions, submissions, best released PGR, cost, hours, last activity and flags.
 
+    On a terminal the table fits its width (lowest-priority columns dropped first, directions and flags
+    wrapped); piped, a plain aligned layout with every column in full."""
     from aar.cli import emit_json, out
     from aar.config import get_settings
-    from aar.orchestrator.status import team_status
+    from aar.orchestrator.status import plain_status, team_status
 
     st = team_status(get_settings(), team)
     if as_json:
         emit_json(st)
         return
+    if out.is_terminal:
+        out.print(rich_status(st, out.width))
+    else:
+        out.file.write(plain_status(st) + "\n")
 
-    def fmt(v: float | None, digits: int = 3) -> str:
-        return "-" if v is None else f"{v:.{digits}f}"
 
-    table = Table(title=f"team {st.team} on {st.testbed}: {st.phase}" + (f" ({st.reason})" if st.reason else ""))
-    for col in ("worker", "direction", "phase", "rst", "sess", "subs", "best PGR", "$", "tokens", "hours", "last",
-                "flags"):
-        table.add_column(col, no_wrap=col != "flags", max_width=22 if col == "direction" else None,
-                         overflow="ellipsis")
-    for w in st.workers:
-        table.add_row(w.worker, (w.direction or "open brief")[:40], w.phase, str(w.restarts), str(w.sessions),
-                      str(w.submissions), fmt(w.best_released_pgr), fmt(w.dollars, 2), str(w.tokens),
-                      fmt(w.hours, 2), w.last_activity.strftime("%H:%M:%S") if w.last_activity else "-",
-                      ", ".join(f"{k} x{v}" for k, v in sorted(w.flags.items())))
-    out.print(table)
-    out.print(f"supervisor {'alive' if st.supervisor_alive else 'not running'}; {st.submissions} submissions; "
-              f"${st.dollars:.2f}, {st.tokens} tokens, {st.hours:.2f} AAR-hours"
-              + (f", ${st.dollars_per_aar_hour:.2f}/AAR-hour" if st.dollars_per_aar_hour is not None else "")
-              + f"; best released PGR {fmt(st.best_released_pgr)}"
-              + (f"\n(leaderboard unavailable: {st.leaderboard_error})" if st.leaderboard_error else ""))
+def rich_status(st: Any, width: int) -> Any:
+    """A rich renderable of the status that fits ``width`` columns (see :func:`fit_columns`)."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    from aar.orchestrator.status import COLUMNS, fit_columns, status_cells, summary_line
+
+    cells = status_cells(st)
+    keep = fit_columns(cells, width)
+    right = {h for h, _, r in COLUMNS if r}
+    table = Table(title=escape(f"team {st.team} on {st.testbed}: {st.phase}" + (f" ({st.reason})" if st.reason
+                                                                                  else "")))
+    for h in keep:
+        wraps = h in ("direction", "flags")
+        table.add_column(h, justify="right" if h in right else "left", no_wrap=not wraps, overflow="fold",
+                         min_width=min(16, len(h)) if wraps else None, ratio=1 if wraps else None)
+    for c in cells:
+        table.add_row(*(Text(c[h]) for h in keep))
+    parts: list[Any] = [table]
+    if "direction" not in keep:
+        parts += [Text("directions:")] + [Text(f"  {c['worker']}: {c['direction']}") for c in cells]
+    parts.append(Text(summary_line(st)))
+    return Group(*parts)
 
 
 def team_stop(

@@ -1,0 +1,1 @@
+"""The web dashboard (``aar serve``): teams, workers' transcripts, leaderboard, forum, plots; admin login."""
