@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -189,7 +190,6 @@ def serve(
     dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8712,
 ) -> None:
     """Run the eval server, the hub and the dashboard as processes until interrupted (Ctrl-C)."""
-    import os
     from pathlib import Path
 
     from aar.evalserver import launch
@@ -199,12 +199,8 @@ def serve(
     if problem:
         console.print(f"[yellow]warning:[/yellow] hub not started: aar.hub.app is not importable ({problem})",
                       highlight=False, soft_wrap=True)
-    services = launch.plan(host, port, hub_port, Path(config) if config else None, hub and problem is None)
-    if dashboard:  # the dashboard reads the services it is started beside
-        os.environ["AAR_DASH_EVAL_URL"], os.environ["AAR_DASH_HUB_URL"] = services[0].url, f"http://{host}:{hub_port}"
-        services.append(launch.Service("dashboard", f"http://{host}:{dashboard_port}", [
-            sys.executable, "-m", "uvicorn", "--factory", "aar.dashboard.app:create_app", "--host", host,
-            "--port", str(dashboard_port), "--log-level", "warning", "--no-access-log"]))
+    services = launch.plan(host, port, hub_port, Path(config) if config else None, hub and problem is None,
+                           dashboard_port if dashboard else None)
 
     def ready(started: list[launch.Service]) -> None:
         console.print("serving " + ", ".join(f"{s.name} at {s.url}" for s in started) + " (Ctrl-C stops)",
@@ -435,6 +431,63 @@ def report_cmd(
     for note in report.notes:
         out.print(f"note: {escape(note)}")
     out.print(f"wrote {len(files)} files to {target} (open {target / 'report.html'})")
+
+
+@app.command("demo")
+def demo_cmd(
+    testbed: Annotated[str | None, typer.Option(help="Testbed (default: the offline default).")] = None,
+    max_items: Annotated[int | None, typer.Option(help="Build the testbed smaller (items per pool) if it is "
+                                                       "not prepared yet; default: full size.")] = None,
+    workers: Annotated[int, typer.Option(help="Researchers in the team.")] = 3,
+    minutes: Annotated[float, typer.Option(help="Per-worker wall-clock budget.")] = 4.0,
+    submissions: Annotated[int, typer.Option(help="Per-worker submission budget.")] = 12,
+    seeds: Annotated[int, typer.Option(help="Seeds of the baselines, if they are not stored yet.")] = 3,
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap or local.")] = "bwrap",
+    keep_serving: Annotated[bool, typer.Option(help="Keep the services (and dashboard) up until Ctrl-C.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """From nothing to a finished team: testbed, baselines, services, a 3-worker evolve team, finalize, leaderboard."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from aar.config import get_settings
+    from aar.demo import format_pgr, run_demo
+    from aar.w2s.testbeds import DEFAULT_TESTBED
+
+    def wait_forever() -> None:
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+    started = time.monotonic()
+    say = (lambda _m: None) if as_json else (lambda m: console.print(m, highlight=False, soft_wrap=True))
+    try:
+        result = run_demo(get_settings(), say, testbed=testbed or DEFAULT_TESTBED, max_items=max_items,
+                          workers=workers, minutes=minutes, submissions=submissions, seeds=seeds, sandbox=sandbox,
+                          keep_serving=keep_serving, wait_forever=wait_forever)
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    total = time.monotonic() - started
+    if as_json:
+        emit_json({**dataclasses.asdict(result), "total_seconds": round(total, 1)})
+        return
+    table = Table("", "public PGR ± SE", "private PGR ± SE", "", title=f"{result.testbed}: leaderboard "
+                  "(combined ID + OOD; private = never-published half)")
+    for line in result.lines:
+        table.add_row(line.name, format_pgr(line.public, line.public_se), format_pgr(line.private, line.private_se),
+                      line.note)
+    out.print(table)
+    out.print(result.verdict)
+    if result.report is not None:
+        out.print(f"report: {result.report / 'report.html'}")
+    if not keep_serving:
+        out.print(f"dashboard: `aar serve`, then http://127.0.0.1:8712/teams/{result.team} "
+                  f"(log in with the admin token in {result.admin_token_file})")
+    out.print("took " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in result.seconds.items())
+              + f"; {total / 60:.1f} min in all")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ the other is stopped and ``serve`` returns that exit code; SIGINT / SIGTERM stop
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class Service:
     name: str
     url: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
@@ -37,8 +39,9 @@ def hub_problem() -> str | None:
     return None
 
 
-def plan(host: str, eval_port: int, hub_port: int, config: Path | None, with_hub: bool) -> list[Service]:
-    """The processes ``serve`` starts."""
+def plan(host: str, eval_port: int, hub_port: int, config: Path | None, with_hub: bool,
+         dashboard_port: int | None = None) -> list[Service]:
+    """The processes ``serve`` starts (the dashboard, reading the other two, when ``dashboard_port`` is set)."""
     argv = [sys.executable, "-m", "aar.evalserver", "--host", host, "--port", str(eval_port)]
     if config is not None:
         argv += ["--config", str(config)]
@@ -47,6 +50,11 @@ def plan(host: str, eval_port: int, hub_port: int, config: Path | None, with_hub
         services.append(Service("hub", f"http://{host}:{hub_port}", [
             sys.executable, "-m", "uvicorn", "--factory", "aar.hub.app:create_app", "--host", host,
             "--port", str(hub_port), "--log-level", "warning", "--no-access-log"]))
+    if dashboard_port is not None:
+        services.append(Service("dashboard", f"http://{host}:{dashboard_port}", [
+            sys.executable, "-m", "uvicorn", "--factory", "aar.dashboard.app:create_app", "--host", host,
+            "--port", str(dashboard_port), "--log-level", "warning", "--no-access-log"],
+            env={"AAR_DASH_EVAL_URL": services[0].url, "AAR_DASH_HUB_URL": f"http://{host}:{hub_port}"}))
     return services
 
 
@@ -73,42 +81,49 @@ def _stop(services: list[Service]) -> None:
                 s.proc.kill()
 
 
-def run(services: list[Service], on_ready: Callable[[list[Service]], None] | None = None) -> int:
-    """Start the services, wait until healthy, then supervise until one exits or a signal arrives."""
+@contextlib.contextmanager
+def started(services: list[Service]) -> Iterator[list[Service]]:
+    """Start the services, wait until each answers its health check, and stop them all on exit."""
     env = dict(os.environ)
     evals = [s for s in services if s.name == "eval server"]
     if evals:
         env.setdefault("AAR_EVAL_URL", evals[0].url)
-
-    def _terminate(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
     for s in services:  # a busy port would be answered by the *other* server's health check
         host, _, port = s.url.removeprefix("http://").rpartition(":")
         problem = port_problem(host.strip("[]"), int(port))
         if problem:
             raise RuntimeError(f"{s.name} not started: {problem}")
-    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         for s in services:
-            s.proc = subprocess.Popen(s.argv, env=env)
+            s.proc = subprocess.Popen(s.argv, env={**env, **s.env})
         for s in services:
             assert s.proc is not None
             if not wait_healthy(s.url, lambda p=s.proc: p.poll() is None):  # type: ignore[misc]
-                _stop(services)
                 raise RuntimeError(f"{s.name} did not start at {s.url} (see its output above)")
-        if on_ready is not None:
-            on_ready(services)
-        while True:
-            for s in services:
-                assert s.proc is not None
-                code = s.proc.poll()
-                if code is not None:
-                    _stop(services)
-                    return code or 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
+        yield services
+    finally:
         _stop(services)
+
+
+def run(services: list[Service], on_ready: Callable[[list[Service]], None] | None = None) -> int:
+    """Start the services, wait until healthy, then supervise until one exits or a signal arrives."""
+
+    def _terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with started(services):
+            if on_ready is not None:
+                on_ready(services)
+            while True:
+                for s in services:
+                    assert s.proc is not None
+                    code = s.proc.poll()
+                    if code is not None:
+                        return code or 1
+                time.sleep(0.5)
+    except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
