@@ -23,8 +23,8 @@ def evolve_trajectory(path: Path, children: list[tuple[str, dict]], submitted: d
     traj = Trajectory(path)
     traj.append("run_start", kind="evolve")
     traj.append("decision", generation=1,
-                children=[{"id": cid, "origin": "mutation", "recipe": json.dumps(diff, sort_keys=True)}
-                          for cid, diff in children])
+                children=[{"id": cid, "origin": "mutation", "parents": ["g0-c0"] if k else [],
+                           "recipe": json.dumps(diff, sort_keys=True)} for k, (cid, diff) in enumerate(children)])
     for cid, sid in submitted.items():
         traj.append("submission", submission_id=sid, candidate=cid)
     traj.append("decision", skipped="g1-c9", reason="near-duplicate")  # not an idea
@@ -40,22 +40,25 @@ def test_evolve_candidates_become_ideas_with_their_gene_families(tmp_path: Path)
     assert [i.family for i in ideas] == ["distillation", "ensemble", "data_filtering"]  # vanilla is distillation
     assert ideas[2].families == ["data_filtering", "loss_function"] and ideas[1].submission_ids == ["sub_1"]
     assert all(i.family_source == "recipe" and i.hours > 0 for i in ideas)
+    assert ideas[0].parents == [] and ideas[1].parents == ["w1:g0-c0"]  # the idea tree's edges
 
 
-def finding(fid: int, author: str, title: str, family: str | None, minutes: int) -> Finding:
+def finding(fid: int, author: str, title: str, family: str | None, minutes: int,
+            parents: list[int] | None = None) -> Finding:
     return Finding(id=fid, rev=fid, team="t", author=author, title=title, body="", kind="insight", family=family,
-                   config={}, tags=[], parents=[], submission_ids=[f"s{fid}"], scores={}, snapshot_id=None, votes=0,
+                   config={}, tags=[], parents=parents or [], submission_ids=[f"s{fid}"], scores={}, snapshot_id=None, votes=0,
                    n_comments=0, created_at=T0 + timedelta(minutes=minutes))
 
 
 def test_findings_become_ideas_and_unlabelled_ones_are_classified() -> None:
     found = [finding(1, "w1", "Bagging ten heads", "ensemble", 30),
-             finding(2, "w2", "Pseudo-labels for three rounds", None, 90)]
+             finding(2, "w2", "Pseudo-labels for three rounds", None, 90, parents=[1, 77])]
     judge = ScriptedProvider("judge", [{"text": '{"family": "self_training"}'}])
     ideas = ideas_from_findings(found, T0, LlmClassifier(judge))
     assert [(i.family, i.family_source) for i in ideas] == [("ensemble", "worker"), ("self_training", "classifier")]
     assert ideas[1].hours == pytest.approx(1.5) and ideas[1].finding_ids == [2] and ideas[1].submission_ids == ["s2"]
     assert judge.calls == 1  # only the finding without a family was classified
+    assert ideas[1].parents == ["w1:finding-1"]  # a parent outside the team's findings is dropped
 
 
 def test_a_collapsing_team_shows_falling_entropy() -> None:

@@ -210,7 +210,8 @@ class EvolveResearcher(Researcher):
         g = self.state.generation + 1
         children = self.propose(g, self.adopt_findings())
         self.trajectory.append("decision", generation=g,
-                               children=[{"id": c.id, "origin": c.origin, "recipe": _diff(c.recipe)} for c in children])
+                               children=[{"id": c.id, "origin": c.origin, "parents": c.parents,
+                                          "recipe": _diff(c.recipe)} for c in children])
         for child in children:
             if self.budget_left():
                 break

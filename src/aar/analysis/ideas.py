@@ -46,6 +46,8 @@ class Idea(BaseModel):
     finding_ids: list[int] = Field(default_factory=list)
     snapshot_id: str | None = Field(default=None, description="The idea folder's snapshot (runnable: run.py).")
     recipe: dict[str, Any] | None = Field(default=None, description="An evolve idea's recipe (its non-default genes).")
+    parents: list[str] = Field(default_factory=list, description="Ideas it came from (evolve: the recipes it was "
+                                                                 "bred from; findings: the findings it builds on).")
     best_released_pgr: float | None = Field(default=None, description="Best combined PGR released to its submissions.")
 
 
@@ -82,7 +84,8 @@ def ideas_from_evolve(worker: str, steps: Sequence[Step], t0: datetime) -> list[
                             hours=(s.t - t0).total_seconds() / 3600, description=f"recipe {child['recipe']}",
                             family=families[0], family_source="recipe", families=families,
                             submission_ids=[x.submission_id for x in mine if x.submission_id], snapshot_id=snapshot,
-                            recipe=diff, best_released_pgr=_best_released(mine)))
+                            recipe=diff, best_released_pgr=_best_released(mine),
+                            parents=[f"{worker}:{p}" for p in child.get("parents") or [] if isinstance(p, str)]))
     return out
 
 
@@ -98,10 +101,12 @@ def ideas_from_findings(findings: Sequence[Finding], t0: datetime,
 
             classifier = OfflineClassifier()
         guessed = {i: lab.family for i, lab in zip(need, classifier.classify([texts[i] for i in need]), strict=True)}
-    return [Idea(id=f"{f.author}:finding-{f.id}", worker=f.author, started_at=f.created_at,
+    ids = {f.id: f"{f.author}:finding-{f.id}" for f in findings}
+    return [Idea(id=ids[f.id], worker=f.author, started_at=f.created_at,
                  hours=(f.created_at - t0).total_seconds() / 3600, description=texts[i][:300],
                  family=f.family or guessed[i], family_source="worker" if f.family else "classifier",
-                 submission_ids=list(f.submission_ids), finding_ids=[f.id], snapshot_id=f.snapshot_id)
+                 submission_ids=list(f.submission_ids), finding_ids=[f.id], snapshot_id=f.snapshot_id,
+                 parents=[ids[p] for p in f.parents if p in ids])
             for i, f in enumerate(findings)]
 
 

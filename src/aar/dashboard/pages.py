@@ -120,7 +120,7 @@ def router() -> APIRouter:
     @r.get("/teams/{team}/ideas")
     async def ideas_page(request: Request, team: str, session: Auth) -> Response:
         state = known_team(request, team)
-        roots, error = await run_in_threadpool(_idea_tree, request, state, session)
+        roots, error = await run_in_threadpool(_idea_tree, request, state)
         return render(request, "ideas.html", team=team, roots=roots, error=error)
 
     @r.get("/teams/{team}/report/report.html")
@@ -352,59 +352,25 @@ def _search_trajectories(request: Request, q: str, per_worker: int = 20, total: 
     return out
 
 
-def _idea_tree(request: Request, state: TeamState, session: Session) -> tuple[list[dict[str, Any]], str | None]:
-    """The team's ideas as a forest: parents from evolve's memory (recipes) or from findings' parents."""
+def _idea_tree(request: Request, state: TeamState) -> tuple[list[dict[str, Any]], str | None]:
+    """The team's ideas as a forest, each under the first idea it came from (``Idea.parents``)."""
     from aar.analysis.ideas import team_ideas
     from aar.httpclient import ServiceError
 
-    settings = request.app.state.settings
     try:
-        found = team_ideas(settings, state.team)
+        found = team_ideas(request.app.state.settings, state.team)
     except (ServiceError, OSError) as exc:
         return [], f"ideas unavailable: {exc}"
-    parents: dict[str, list[str]] = {}
-    if state.spec.kind == "evolve":
-        for w in state.workers:
-            for cid, ps in _evolve_parents(settings, state.team, w).items():
-                parents[f"{w}:{cid}"] = [f"{w}:{p}" for p in ps]
-    else:
-        by_finding = {fid: i.id for i in found.ideas for fid in i.finding_ids}
-        try:
-            with hub(request, session, state.spec.hub_url) as h:
-                for i in found.ideas:
-                    for fid in i.finding_ids:
-                        f = h.finding(fid)
-                        parents[i.id] = [by_finding[p] for p in f.parents if p in by_finding]
-        except ServiceError as exc:
-            return [], f"findings unavailable: {exc}"
     nodes: dict[str, dict[str, Any]] = {i.id: {"idea": i, "children": []} for i in found.ideas}
     roots = []
     for i in found.ideas:
-        ps = [p for p in parents.get(i.id, []) if p in nodes and p != i.id]
+        ps = [p for p in i.parents if p in nodes and p != i.id]
         if ps:
             nodes[ps[0]]["children"].append(nodes[i.id])
             nodes[i.id]["also"] = ps[1:]
         else:
             roots.append(nodes[i.id])
     return roots, None
-
-
-def _evolve_parents(settings: Any, team: str, worker: str) -> dict[str, list[str]]:
-    """Candidate id -> parent ids from an evolve worker's memory file (agent-side: read beneath, capped)."""
-    import json
-
-    from aar.sandbox.files import UnsafePathError, read_beneath
-
-    root = team_dir(settings, team) / "workers" / worker / "workspace"
-    try:
-        data = json.loads(read_beneath(root, "memory/evolve_state.json", max_bytes=16 << 20))
-    except (UnsafePathError, OSError, ValueError):
-        return {}
-    out: dict[str, list[str]] = {}
-    for c in data.get("candidates", []) if isinstance(data, dict) else []:
-        if isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("parents"), list):
-            out[c["id"]] = [p for p in c["parents"] if isinstance(p, str)]
-    return out
 
 
 def _compare(request: Request, a: str, b: str) -> list[Any]:
