@@ -70,8 +70,8 @@ class TestbedCard(BaseModel):
         lines += ["## Splits", "", "| split | items | label 1 share |", "|---|---|---|"]
         lines += [f"| {s} | {n} | {self.label_balance.get(s, float('nan')):.3f} |" for s, n in self.counts.items()]
         if self.halves:
-            lines += ["", "## Test halves", "", "| split | public (scores released) | private (final score) |",
-                      "|---|---|---|"]
+            lines += ["", "## Test halves", "", "| split | public (published; scores released) "
+                      "| private (never published; the final score, by replay) |", "|---|---|---|"]
             lines += [f"| {s} | {h.get('public', 0)} | {h.get('private', 0)} |" for s, h in self.halves.items()]
         lines += [
             "",
