@@ -46,8 +46,8 @@ def test_evolve_candidates_become_ideas_with_their_gene_families(tmp_path: Path)
 def finding(fid: int, author: str, title: str, family: str | None, minutes: int,
             parents: list[int] | None = None) -> Finding:
     return Finding(id=fid, rev=fid, team="t", author=author, title=title, body="", kind="insight", family=family,
-                   config={}, tags=[], parents=parents or [], submission_ids=[f"s{fid}"], scores={}, snapshot_id=None, votes=0,
-                   n_comments=0, created_at=T0 + timedelta(minutes=minutes))
+                   config={}, tags=[], parents=parents or [], submission_ids=[f"s{fid}"], scores={}, snapshot_id=None,
+                   votes=0, n_comments=0, created_at=T0 + timedelta(minutes=minutes))
 
 
 def test_findings_become_ideas_and_unlabelled_ones_are_classified() -> None:

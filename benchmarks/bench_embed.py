@@ -1,0 +1,174 @@
+"""Embedding throughput of the cold path: today's PyTorch float32 vs the int8 ONNX runtime, side by side.
+
+On one sample of real ``wordsense`` texts (prompts, definitions and "prompt definition" joints, the
+mix the default strong model embeds), per encoder and pool: texts/s of each runtime (interleaved
+rounds, since the cores are shared), their ratio and the cosine of new vs float32 embeddings. Then
+the whole cold path of the default strong model's features on some items from an empty cache
+(today: one forward pass per pool; new: one pass for both pools). Then downstream: the strong
+model's logistic head trained on ``strong_train`` ground truth with float32 vs int8 features,
+accuracy on the test items, the difference and its paired standard error over items.
+
+    AAR_QUIET=1 .venv/bin/python benchmarks/bench_embed.py --home /tmp/bench-home --max-items 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from aar.config import Settings
+from aar.w2s.models import build_model, encoder
+from aar.w2s.models.encoder import ENCODE_STATS, EncoderSpec
+from aar.w2s.models.runtime import RUNTIME_ENV
+from aar.w2s.testbeds import build_testbed, default_models
+from aar.w2s.testbeds.base import Item, Testbed
+
+RUNTIMES = ("torch", "onnx-int8")
+
+
+def build(home: Path, max_items: int) -> Testbed:
+    """The labelled testbed (built with float32 features, as today, so both runtimes see the same items)."""
+    os.environ[RUNTIME_ENV] = "torch"
+    try:
+        return build_testbed("wordsense", "bench", max_items, Settings(home=home))
+    finally:
+        del os.environ[RUNTIME_ENV]
+
+
+def texts_of(items: list[Item]) -> tuple[list[str], list[str]]:
+    """(texts the strong model mean-pools, prompts it also target-pools), distinct and sorted."""
+    prompts = sorted({it.prompt for it in items})
+    answers = {a for it in items for a in (it.answer_a, it.answer_b or "")}
+    joint = {f"{it.prompt} {a}" for it in items for a in (it.answer_a, it.answer_b or "")}
+    return sorted(set(prompts) | answers | joint), prompts
+
+
+def throughput(name: str, pool: str, texts: list[str], rounds: int) -> dict:
+    """texts/s per runtime over interleaved rounds, and the cosine of int8 vs float32 rows."""
+    seconds = {r: 0.0 for r in RUNTIMES}
+    out: dict[str, np.ndarray] = {}
+    for _ in range(rounds):
+        for runtime in RUNTIMES:
+            start = time.monotonic()
+            out[runtime] = encoder._encode_batches(EncoderSpec(name=name, runtime=runtime), texts, (pool,))[pool]
+            seconds[runtime] += time.monotonic() - start
+    cos = (out["torch"] * out["onnx-int8"]).sum(1)
+    rate = {r: rounds * len(texts) / seconds[r] for r in RUNTIMES}
+    return {"rate": rate, "ratio": rate["onnx-int8"] / rate["torch"], "cos_mean": cos.mean(), "cos_min": cos.min()}
+
+
+def cold_path(items: list[Item], runtime: str, separate_pools: bool, fmt: str) -> tuple[int, float]:
+    """(texts encoded, seconds) for the default strong model's features from an empty cache."""
+    original = encoder.embed_pools
+
+    def one_pass_per_pool(spec, texts, pools, cache=None):  # type: ignore[no-untyped-def]
+        return {p: original(replace(spec, pool=p), texts, (p,), cache)[p] for p in pools}
+
+    os.environ[RUNTIME_ENV] = runtime
+    before = replace(ENCODE_STATS)
+    try:
+        if separate_pools:
+            encoder.embed_pools = one_pass_per_pool  # today's path: mean and target pools encoded apart
+        with tempfile.TemporaryDirectory() as tmp:
+            build_model(default_models("wordsense")[1], fmt, Path(tmp)).item_features(items)  # type: ignore[arg-type]
+    finally:
+        encoder.embed_pools = original
+        del os.environ[RUNTIME_ENV]
+    done = ENCODE_STATS.since(before)
+    return done.texts, done.seconds
+
+
+def downstream(tb: Testbed, cache_dir: Path) -> dict:
+    """Test accuracy of the strong model's head on float32 vs int8 features, with a paired SE over items."""
+    correct = {}
+    for runtime in RUNTIMES:
+        os.environ[RUNTIME_ENV] = runtime
+        try:
+            model = build_model(default_models("wordsense")[1], tb.format, cache_dir)
+            train = tb.splits["strong_train"]
+            model.fit(train.items, train.require_labels().astype(float), seed=0)
+            hits = []
+            for split in ("test_id", "test_ood"):
+                p = model.predict_proba(tb.splits[split].items)
+                hits.append((p > 0.5) == (tb.splits[split].require_labels() == 1))
+            correct[runtime] = np.concatenate(hits).astype(float)
+        finally:
+            del os.environ[RUNTIME_ENV]
+    diff = correct["onnx-int8"] - correct["torch"]
+    return {"n": len(diff), "acc": {r: c.mean() for r, c in correct.items()},
+            "diff": diff.mean(), "se": diff.std(ddof=1) / np.sqrt(len(diff)), "changed": int((diff != 0).sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "aar-bench-embed")
+    parser.add_argument("--max-items", type=int, default=1500)
+    parser.add_argument("--texts", type=int, default=2000, help="sampled texts per encoder for throughput")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cold-items", type=int, default=300)
+    parser.add_argument("--sections", default="throughput,cold,downstream", help="which parts to run")
+    args = parser.parse_args()
+    os.environ.setdefault("AAR_HOME", str(args.home))  # the packaged MPNet and the exported models live here
+
+    tb = build(args.home, args.max_items)
+    items = [it for split in tb.splits.values() for it in split.items]
+    mean_texts, prompts = texts_of(items)
+    rng = random.Random(0)
+    sample = rng.sample(mean_texts, min(args.texts, len(mean_texts)))
+    targets = rng.sample(prompts, min(args.texts // 4, len(prompts)))
+    print(f"testbed wordsense max_items={args.max_items}: {len(items)} items, {len(mean_texts)} distinct texts "
+          f"to mean-pool, {len(prompts)} prompts to target-pool; cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    for name in ("minilm", "mpnet"):  # export once, outside the timings
+        start = time.monotonic()
+        encoder._encode_batches(EncoderSpec(name=name, runtime="onnx-int8"), sample[:4], ("mean",))
+        print(f"{name}: int8 ONNX ready in {time.monotonic() - start:.0f} s (export on first use only)")
+
+    sections = set(args.sections.split(","))
+    if "throughput" in sections:
+        report_throughput(sample, targets, args.rounds)
+    if "cold" in sections:
+        report_cold_path(tb, args.cold_items, args.rounds)
+    if "downstream" in sections:
+        d = downstream(tb, args.home / "cache")
+        n_train = len(tb.splits["strong_train"].items)
+        print(f"\ndownstream: strong model head trained on strong_train ({n_train} items), "
+              f"tested on test_id + test_ood ({d['n']} items)")
+        print(f"  accuracy torch fp32 {d['acc']['torch']:.4f}, int8 {d['acc']['onnx-int8']:.4f}: "
+              f"difference {d['diff']:+.4f} ± {d['se']:.4f} (paired SE), {d['changed']} items changed")
+
+
+def report_throughput(sample: list[str], targets: list[str], rounds: int) -> None:
+    print(f"\nthroughput, {rounds} interleaved rounds (texts/s; cosine of int8 vs float32 rows)")
+    header = ("encoder", "pool", "texts", "torch fp32", "onnx int8", "ratio", "cos mean", "cos min")
+    print("{:8} {:7} {:>6} {:>11} {:>10} {:>6} {:>9} {:>8}".format(*header))
+    for name, pool, texts in (("minilm", "mean", sample), ("minilm", "target", targets), ("mpnet", "mean", sample)):
+        r = throughput(name, pool, texts, rounds)
+        print(f"{name:8} {pool:7} {len(texts):6} {r['rate']['torch']:11.1f} {r['rate']['onnx-int8']:10.1f} "
+              f"{r['ratio']:5.2f}x {r['cos_mean']:9.4f} {r['cos_min']:8.4f}")
+
+
+def report_cold_path(tb: Testbed, n_items: int, rounds: int) -> None:
+    cold = tb.splits["strong_train"].items[:n_items]
+    print(f"\ncold path: default strong model features of {len(cold)} items, empty cache, {rounds} interleaved rounds")
+    runs = {"today (torch fp32, a pass per pool)": ("torch", True), "new (int8 ONNX, one pass)": ("onnx-int8", False)}
+    texts, seconds = dict.fromkeys(runs, 0), dict.fromkeys(runs, 0.0)
+    for _ in range(rounds):
+        for label, (runtime, separate) in runs.items():
+            n, s = cold_path(cold, runtime, separate, tb.format)
+            texts[label] += n
+            seconds[label] += s
+    for label in runs:
+        print(f"  {label:38} {texts[label]:6} texts encoded in {seconds[label]:6.1f} s")
+    today, new = seconds.values()
+    print(f"  speed-up of the cold path: {today / new:.2f}x (load {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
