@@ -39,7 +39,10 @@ def test_division_is_stratified_made_once_and_only_the_public_half_is_published(
             chosen[key] += row["id"] in public
     for key, size in strata.items():
         assert abs(chosen[key] - size / 2) <= 1, key
+    stale = settings.testbeds_dir / "tiny" / "features" / "old-build"  # e.g. rows of a then-published half
+    stale.mkdir(parents=True)
     make_testbed(settings, n_test=120)  # written again with the same items: the division stays
+    assert not stale.exists()  # feature stores of an earlier build are gone
     assert path.read_text() == stored and (load_labels("tiny", settings).public == tl.public).all()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from aar.w2s.testbeds.base import (
     TestbedError,
     check_name,
     load_testbed,
+    public_dir,
     read_jsonl,
     read_split,
     write_jsonl,
@@ -97,6 +99,8 @@ def write_testbed(tb: Testbed, settings: Settings | None = None) -> tuple[Path, 
         write_split(private_items_path(tb.name, name, settings),
                     split.select(k for k, p in enumerate(in_public) if not p), tb.format)
         published[name] = split.select(k for k, p in enumerate(in_public) if p)
+    # feature stores of an earlier build (by an older aar: with rows of the then-published private half) go
+    shutil.rmtree(public_dir(tb.name, settings) / "features", ignore_errors=True)
     pub = write_public(Testbed(tb.name, tb.format, published, dict(tb.meta)), settings)
     return pub, lab
 
