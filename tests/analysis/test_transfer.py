@@ -15,8 +15,7 @@ import pytest
 from aar.analysis.rerun import IdeaRunError, folder_tarball, recipe_tarball, rerun_idea
 from aar.analysis.transfer import score_all_items, transfer_idea, tuning_variants
 from aar.config import Settings
-from aar.labels.replay import build_view
-from aar.labels.store import load_full
+from aar.labels.replay import build_view, each_world
 from aar.sandbox.bwrap import bwrap_problem
 from aar.w2s.recipes import Recipe, run_recipe
 from aar.w2s.testbeds.base import TEST_SPLITS
@@ -72,11 +71,13 @@ def home(small_home: Settings, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 def test_a_recipe_reruns_unchanged_and_transfers(home: Settings, tmp_path: Path) -> None:
     recipe = Recipe(labels="soft", test_zeroshot_mix=0.3)
-    full = load_full("wordsense", home)
-    view = build_view("wordsense", {i for s in TEST_SPLITS for i in full[s].ids}, home, tmp_path)  # both halves
-    wb = Workbench(view.name, view.settings)
-    tests, _ = run_recipe(wb, recipe)  # in-process, for comparison with the sandboxed re-run
-    in_process = {view.original[i]: float(p) for s in TEST_SPLITS for i, p in zip(wb.ids(s), tests[s], strict=True)}
+    in_process: dict[str, float] = {}  # in-process, in each world, for comparison with the sandboxed re-runs
+    for k, (_, ids, world) in enumerate(each_world("wordsense", home)):
+        view = build_view("wordsense", ids, home, tmp_path / str(k), world=world)
+        wb = Workbench(view.name, view.settings)
+        tests, _ = run_recipe(wb, recipe)
+        in_process |= {view.original[i]: float(p) for s in TEST_SPLITS
+                       for i, p in zip(wb.ids(s), tests[s], strict=True)}
     result = transfer_idea("t", "w1:c1", recipe_tarball(recipe), recipe, "wordsense", TARGET, home, tune=3)
     assert result.source.ok and result.target.ok, (result.source.reason, result.target.reason)
     expected = score_all_items("wordsense", in_process, home)
@@ -155,7 +156,11 @@ def test_scores_on_all_items_cover_both_halves(home: Settings) -> None:
 
     tl = load_labels("wordsense", home)
     assert len(tl.part("all", "combined")) == tl.n == tl.n_public + len(tl.part("private", "combined"))
-    assert tl.refs[("all", "combined")] == tl.refs[("private", "combined")]  # one W and S per part
+    every, public, private = (tl.refs[(v, "combined")] for v in ("all", "public", "private"))
+    assert every.weak == public.weak  # the weak model is the same in every world
+    assert tl.ceiling_correct is not None  # S: each item from its own world, as an idea is re-run
+    assert every.ceiling == pytest.approx(tl.ceiling_correct.mean())
+    assert private.ceiling == pytest.approx(tl.ceiling_correct[tl.part("private", "combined")].mean())
 
 
 

@@ -80,7 +80,9 @@ def make_testbed(settings: Settings, name: str = "tiny", n_test: int = 200, n_tr
     report = BaselineReport(testbed=name, seeds=seeds,
                             weak=ModelAcc(acc=SplitAcc(id=weak_acc, ood=weak_acc), se=SE(acc=zero)),
                             ceiling=ModelAcc(acc=SplitAcc(id=ceiling_acc, ood=ceiling_acc), se=SE(acc=zero)))
-    save_baselines(report, BaselinePredictions(testbed=name, weak=weak, ceiling=ceiling), settings)
+    private_world = {"weak": weak, "ceiling": ceiling}  # the private items' predictions, as if from their worlds
+    save_baselines(report, BaselinePredictions(testbed=name, weak=weak, ceiling=ceiling, private_world=private_world),
+                   settings)
     strong_ids = [it.id for it in splits["strong_train"].items]
     published = {i for s in ("test_id", "test_ood") for i in load_testbed(name, settings)[s].ids}
     public = {i: y for i, y in labels.items() if i in published}

@@ -34,10 +34,11 @@ def full_part(tb: SyntheticTestbed, items: list[str]) -> list[str]:
     return [i for i in tb.all_labels if ("test_id" in i) in kinds]
 
 
-def ref_pgr(tb: SyntheticTestbed, preds: dict[str, float], items: list[str]) -> float:
-    """PGR on ``items`` against W and S of the whole part (public and private: one denominator)."""
+def ref_pgr(tb: SyntheticTestbed, preds: dict[str, float], items: list[str], private: bool = False) -> float:
+    """PGR on ``items`` against W and S of the whole part (released scores) or of the private ``items``
+    themselves (private scores: evalkit's private world holds the same predictions)."""
     acc = ref_accuracy(preds, tb.all_labels, items)
-    full = full_part(tb, items)
+    full = items if private else full_part(tb, items)
     w = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.weak])
     s = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.ceiling])
     return float((acc - w) / (s - w))
@@ -97,8 +98,9 @@ def _private_scores(live: LiveEval, preds: dict[str, float]) -> dict:
     return score(tl, vec, "private", with_se=True).model_dump()
 
 
-def test_one_pgr_denominator_for_public_and_private(live: LiveEval) -> None:
-    """W and S per part come from the full test set, so public and private PGR share a denominator."""
+def test_public_and_private_pgr_denominators(live: LiveEval) -> None:
+    """Released scores take W and S from the full test set (so the division never moves their denominator); private
+    scores from the private worlds' runs on the private items, where replays are run too."""
     tb = live.testbed
     public, private = ref_parts(tb, "public"), ref_parts(tb, "private")
     live.set_team("ref-den", mechanism="exact")
@@ -111,13 +113,14 @@ def test_one_pgr_denominator_for_public_and_private(live: LiveEval) -> None:
         w = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.weak])
         s = np.mean([ref_accuracy(p, tb.all_labels, full) for p in tb.ceiling])
         w_pub = np.mean([ref_accuracy(p, tb.all_labels, public[part]) for p in tb.weak])
-        w_priv = np.mean([ref_accuracy(p, tb.all_labels, private[part]) for p in tb.weak])
+        w_priv = np.mean([ref_accuracy(p, tb.all_labels, private[part]) for p in tb.weak])  # evalkit's private world
+        s_priv = np.mean([ref_accuracy(p, tb.all_labels, private[part]) for p in tb.ceiling])
         moved.append(abs(w_pub - w_priv))
         assert out["baselines"][part]["weak"] == pytest.approx(w, abs=1e-4)
         assert out["released"]["pgr"][part] == pytest.approx((out["released"]["acc"][part] - w) / (s - w), abs=1e-3)
         acc = replayed["acc"][part]
-        assert replayed["pgr"][part] == pytest.approx((acc - w) / (s - w), abs=1e-3)
-    assert max(moved) > 1e-3  # control: per-visibility W would have moved the denominator
+        assert replayed["pgr"][part] == pytest.approx((acc - w_priv) / (s_priv - w_priv), abs=1e-3)
+    assert max(moved) > 1e-3  # control: the two denominators differ here
 
 
 def test_finalize_selects_the_best_public_submission_and_private_scores_match_reference(live: LiveEval) -> None:
@@ -140,7 +143,7 @@ def test_finalize_selects_the_best_public_submission_and_private_scores_match_re
     scored = _private_scores(live, on_private)
     for part in ("id", "ood", "combined"):
         assert scored["acc"][part] == pytest.approx(ref_accuracy(on_private, tb.all_labels, private[part]))
-        assert scored["pgr"][part] == pytest.approx(ref_pgr(tb, on_private, private[part]), abs=1e-4)
+        assert scored["pgr"][part] == pytest.approx(ref_pgr(tb, on_private, private[part], private=True), abs=1e-4)
     # bootstrap SE of an accuracy near 1/2 on n items is about sqrt(1/4n)
     n = len(private["combined"])
     assert 0.6 * np.sqrt(0.25 / n) < scored["acc_se"]["combined"] < 1.4 * np.sqrt(0.25 / n)

@@ -38,8 +38,9 @@ def make_testbed(settings: Settings, name: str = "tiny", n: int = 60) -> dict[st
     report = BaselineReport(testbed=name, seeds=2,
                             weak=ModelAcc(acc=SplitAcc(id=0.65, ood=0.65), se=SE(acc=zero)),
                             ceiling=ModelAcc(acc=SplitAcc(id=0.9, ood=0.9), se=SE(acc=zero)))
-    save_baselines(report, BaselinePredictions(testbed=name, weak=[preds(0.65), preds(0.65)],
-                                               ceiling=[preds(0.9), preds(0.9)]), settings)
+    weak, ceiling = [preds(0.65), preds(0.65)], [preds(0.9), preds(0.9)]
+    save_baselines(report, BaselinePredictions(testbed=name, weak=weak, ceiling=ceiling,
+                                               private_world={"weak": weak, "ceiling": ceiling}), settings)
     published = tb.load_testbed(name, settings)
     return {i: labels[i] for s in ("test_id", "test_ood") for i in published[s].ids}
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from aar.analysis.rerun import Rerun
 from aar.config import Settings
 from aar.evalserver.models import BaselineComparison, PartValues
-from aar.labels.replay import rerun_on_view
+from aar.labels.replay import rerun_everywhere
 from aar.w2s.recipes import Recipe
 
 #: Genes whose value is a strength of an idea the recipe uses (tuned only where it is not the default).
@@ -146,15 +146,15 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
         raise ValueError("--tune needs a recipe idea: a folder's code runs unchanged (its run.py has no "
                          "declared hyper-parameters)")
     say(f"re-running {idea} on {source} (its own testbed)")
-    src = _scored(rerun_on_view(code, source, None, settings, sandbox=sandbox, timeout_s=timeout_s), settings)
+    src = _scored(rerun_everywhere(code, source, settings, sandbox=sandbox, timeout_s=timeout_s), settings)
     trials: list[Trial] = []
     chosen: dict[str, float | None] | None = None
     if recipe is not None and tune > 1:
         best: tuple[float, Rerun, dict[str, float | None]] | None = None
         for k, variant in enumerate(tuning_variants(recipe, tune)):
             say(f"tuning on {target}: variant {k + 1} of {tune}")
-            run = rerun_on_view(code, target, None, settings, sandbox=sandbox, timeout_s=timeout_s,
-                                replace={"recipe.json": variant.model_dump_json(indent=1).encode()})
+            run = rerun_everywhere(code, target, settings, sandbox=sandbox, timeout_s=timeout_s,
+                                   replace={"recipe.json": variant.model_dump_json(indent=1).encode()})
             params = {"C": variant.C, **{n: getattr(variant, n) for n in TUNABLE_STRENGTHS
                                          if getattr(variant, n) != Recipe.model_fields[n].default}}
             if not run.ok:
@@ -172,7 +172,7 @@ def transfer_idea(team: str, idea: str, code: bytes, recipe: Recipe | None, sour
             chosen = best[2]
     else:
         say(f"re-running {idea} on {target}")
-        run = rerun_on_view(code, target, None, settings, sandbox=sandbox, timeout_s=timeout_s)
+        run = rerun_everywhere(code, target, settings, sandbox=sandbox, timeout_s=timeout_s)
         tgt = _scored(run, settings)
         if run.ok:
             tgt.proxy = round(label_free_proxy(target, run.predictions, settings), 4)

@@ -135,36 +135,47 @@ def _attach_baselines(tl: TestbedLabels, settings: Settings) -> None:
     if not preds.weak or not preds.ceiling:
         tl.baseline_problem = "stored baselines hold no predictions"
         return
+    private = [tl.ids[i] for i in tl.part("private", "combined")]
     for which in ("weak", "ceiling"):
         for seed_preds in getattr(preds, which):
             if any(i not in seed_preds for i in tl.ids):
                 tl.baseline_problem = f"stored {which} baseline predictions do not cover the test items"
                 return
+        runs = preds.private_world.get(which)
+        if not runs or len(runs) != len(getattr(preds, which)) or any(i not in run for run in runs for i in private):
+            tl.baseline_problem = (f"stored baselines have no {which} predictions from the private world (made by an "
+                                   f"older aar?): run `aar baselines --testbed {tl.name}` again")
+            return
     _set_refs(tl, preds)
 
 
 def _set_refs(tl: TestbedLabels, preds: BaselinePredictions) -> None:
-    """W and S per part on the *full* test set (means over seeds), the same for public and private.
+    """W and S per part; per-item correctness of W, S and each baseline method.
 
-    So the public / private division never moves the PGR denominator: every release and the final
-    private score use one W and one S per part.
+    Public: trained on the published ``strong_train``, on the *full* test set of each part (so the public /
+    private division never moves a released score's denominator). Private: in the private worlds
+    (``aar.labels.worlds``) on the private items, where replays of finalists are scored too. All (trusted-side
+    analyses such as ``aar transfer``, which run ideas the same way): every item in its own world. The per-item
+    vectors hold the public world's correctness on public items and the private world's on private ones.
     """
     full = {"id": np.flatnonzero(~tl.is_ood), "ood": np.flatnonzero(tl.is_ood), "combined": np.arange(tl.n)}
     for part, idx in full.items():
-        subset = {tl.ids[i]: int(tl.labels[i]) for i in idx}
-        w, w_se = preds.reference_accuracy("weak", subset)
-        s, s_se = preds.reference_accuracy("ceiling", subset)
-        for vis in VISIBILITIES:
+        for vis, world, items in (("public", "public", idx), ("private", "private", tl.part("private", part)),
+                                  ("all", "each", idx)):
+            subset = {tl.ids[i]: int(tl.labels[i]) for i in items}
+            w, w_se = preds.reference_accuracy("weak", subset, world)
+            s, s_se = preds.reference_accuracy("ceiling", subset, world)
             tl.refs[(vis, part)] = Reference(w, w_se, s, s_se)
 
-    def seed_matrix(which: str) -> np.ndarray:
-        return np.array([[p[i] for i in tl.ids] for p in getattr(preds, which)], dtype=np.float64)
+    def item_correct(which: str) -> np.ndarray | None:
+        runs = preds.runs(which, "each")
+        if not runs or any(i not in run for run in runs for i in tl.ids):
+            return None
+        return np.mean([correctness(np.array([run[i] for i in tl.ids]), tl.labels) for run in runs], axis=0)
 
-    weak, ceiling = seed_matrix("weak"), seed_matrix("ceiling")
-    for name, runs in preds.methods.items():
-        if runs and all(i in run for run in runs for i in tl.ids):
-            tl.method_correct[name] = np.mean(
-                [correctness(np.array([run[i] for i in tl.ids]), tl.labels) for run in runs], axis=0)
-    tl.weak_correct = np.mean([correctness(row, tl.labels) for row in weak], axis=0)
-    tl.ceiling_correct = np.mean([correctness(row, tl.labels) for row in ceiling], axis=0)
+    for name in preds.methods:
+        if len(preds.runs(name, "private")) == len(preds.runs(name)) and (c := item_correct(name)) is not None:
+            tl.method_correct[name] = c
+    tl.weak_correct, tl.ceiling_correct = item_correct("weak"), item_correct("ceiling")
+    weak = np.array([[p[i] for i in tl.ids] for p in preds.weak], dtype=np.float64)
     tl.weak_hard = np.sign(weak.mean(axis=0) - 0.5).astype(np.int8)

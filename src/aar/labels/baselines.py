@@ -2,8 +2,9 @@
 
 ``run_baselines`` is the admin path behind ``aar baselines``: methods run on the public view exactly
 as an agent would run them (the ceiling alone also gets ``strong_train`` labels), then the label
-store scores them. It stores the weak and ceiling predictions for the eval server, which computes W
-and S from them, and writes the measured criteria into the testbed card.
+store scores them. Every method also runs in each private world (:mod:`aar.labels.worlds`), where final
+scores come from. It stores the weak, ceiling and method predictions of both for the eval server, which
+computes W and S from them, and writes the measured criteria into the testbed card.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aar.labels.power import private_half_power
 from aar.labels.prepare import prepare_testbed
 from aar.labels.references import BaselinePredictions, save_baselines
 from aar.labels.store import load_labelled
+from aar.labels.worlds import private_worlds, world_testbed
 from aar.w2s.experiment import make_context, run_method
 from aar.w2s.methods import METHODS, MethodNotApplicable
 from aar.w2s.models import ModelSpec
@@ -81,40 +83,56 @@ def run_baselines(
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
     order = ["weak", "ceiling"] + [m for m in wanted if m not in ("weak", "ceiling")]
-    public, trusted = tb.public_view(), _trusted_view(tb)
-    preds: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in order}
-    seconds: dict[str, float] = dict.fromkeys(order, 0.0)
+    worlds = [tb, *(world_testbed(tb, w) for w in private_worlds(name, settings))]  # the public one first
+    runs: list[dict[str, list[dict[str, np.ndarray]]]] = [{m: [] for m in order} for _ in worlds]
+    seconds: dict[str, float] = dict.fromkeys(order, 0.0)  # in the public world: what an agent's run costs
     skipped: dict[str, str] = {}
     show = progress and progress_enabled()
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not show) as bar:
-        task = bar.add_task("baselines", total=seeds * len(order))
-        for seed in range(seeds):
-            ctx = make_context(public, strong, seed, settings)
-            trusted_ctx = make_context(trusted, strong, seed, settings)
-            for m in order:
-                bar.update(task, description=f"seed {seed}: {m}")
-                t0 = time.perf_counter()
-                if m not in skipped:
-                    try:
-                        preds[m].append(run_method(m, trusted_ctx if m == "ceiling" else ctx).test_probs)
-                    except MethodNotApplicable as exc:
-                        skipped[m] = str(exc)
-                seconds[m] += time.perf_counter() - t0
-                bar.advance(task)
-    report, correct = score_runs(tb, preds, seconds, skipped, order, seeds, weak, strong)
+        task = bar.add_task("baselines", total=seeds * len(order) * len(worlds))
+        for w, (world, preds) in enumerate(zip(worlds, runs, strict=True)):
+            where = "public world" if w == 0 else f"private world {w}/{len(worlds) - 1}"
+            public, trusted = world.public_view(), _trusted_view(world)
+            for seed in range(seeds):
+                ctx = make_context(public, strong, seed, settings)
+                trusted_ctx = make_context(trusted, strong, seed, settings)
+                for m in order:
+                    bar.update(task, description=f"{where}, seed {seed}: {m}")
+                    t0 = time.perf_counter()
+                    if m not in skipped:
+                        try:
+                            preds[m].append(run_method(m, trusted_ctx if m == "ceiling" else ctx).test_probs)
+                        except MethodNotApplicable as exc:
+                            skipped[m] = f"{exc} ({where})"
+                    if w == 0:
+                        seconds[m] += time.perf_counter() - t0
+                    bar.advance(task)
+    for m in skipped:  # not applicable in some world: in none
+        for preds in runs:
+            preds[m] = []
+    report, _ = score_runs(tb, runs[0], seconds, skipped, order, seeds, weak, strong)
+    public_world = _as_dicts(tb, runs[0])
+    private_world: dict[str, list[dict[str, float]]] = {m: [{} for _ in range(seeds)] for m in public_world}
+    for world, preds in zip(worlds[1:], runs[1:], strict=True):
+        for m, per_seed in _as_dicts(world, preds).items():
+            for merged, run in zip(private_world[m], per_seed, strict=True):
+                merged.update(run)
+    stored = BaselinePredictions(testbed=name, weak=public_world.pop("weak"), ceiling=public_world.pop("ceiling"),
+                                 methods=public_world, private_world=private_world)
+    save_baselines(report, stored, settings)
     ids = {s: tb[s].ids for s in TEST_SPLITS}
-    as_dicts = {
-        m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)} for run in preds[m]]
-        for m in order if preds[m]
-    }
-    weak_runs, ceiling_runs = as_dicts.pop("weak"), as_dicts.pop("ceiling")
-    save_baselines(
-        report, BaselinePredictions(testbed=name, weak=weak_runs, ceiling=ceiling_runs, methods=as_dicts), settings
-    )
-    record_criteria(report, private_half_power(report, correct, ids, settings), settings)
+    labels = {i: int(y) for s in TEST_SPLITS for i, y in zip(ids[s], tb[s].require_labels(), strict=True)}
+    record_criteria(report, private_half_power(report, private_world, labels, ids, settings), settings)
     return report
+
+
+def _as_dicts(tb: Testbed, preds: dict[str, list[dict[str, np.ndarray]]]) -> dict[str, list[dict[str, float]]]:
+    """Per-seed test predictions as ``{item id: p}`` over the test splits of ``tb``."""
+    ids = {s: tb[s].ids for s in TEST_SPLITS}
+    return {m: [{i: float(p) for s in TEST_SPLITS for i, p in zip(ids[s], run[s], strict=True)} for run in runs]
+            for m, runs in preds.items() if runs}
 
 
 def score_runs(

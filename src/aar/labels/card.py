@@ -55,6 +55,9 @@ class TestbedCard(BaseModel):
     halves: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="test split -> items in its public half (released scores) and its private "
         "half (the final score)")
+    worlds: list[dict[str, int]] = Field(
+        default_factory=list, description="the private worlds (aar.labels.worlds): items each trains on "
+        "(strong_train) and is tested on, per test split")
 
     def to_markdown(self) -> str:
         lines = [
@@ -73,6 +76,12 @@ class TestbedCard(BaseModel):
             lines += ["", "## Test halves", "", "| split | public (published; scores released) "
                       "| private (never published; the final score, by replay) |", "|---|---|---|"]
             lines += [f"| {s} | {h.get('public', 0)} | {h.get('private', 0)} |" for s, h in self.halves.items()]
+        if self.worlds:
+            lines += ["", "## Private worlds (final scores: no item in them was ever published)", "",
+                      "Each trains on the private `test_id` items outside its fold and is tested on its fold.", "",
+                      "| world | strong_train | test_id | test_ood |", "|---|---|---|---|"]
+            lines += [f"| {k} | {w.get('strong_train', 0)} | {w.get('test_id', 0)} | {w.get('test_ood', 0)} |"
+                      for k, w in enumerate(self.worlds, 1)]
         lines += [
             "",
             "## Label balance by difficulty",

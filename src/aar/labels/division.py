@@ -23,9 +23,10 @@ log = logging.getLogger("aar.evalserver")
 SPLIT_FILE = "eval_split.json"
 DEFAULT_FRACTION = 0.5  # the eval server's default public share
 DEFAULT_SEED = 0
+FOLD_SEED = 1  # the private world's folds (``aar.labels.worlds``) draw from another stream than the division
 
 
-def _salt(name: str, settings: Settings) -> str:
+def stored_salt(name: str, settings: Settings) -> str:
     path = labels_dir(name, settings) / SALT_FILE
     return path.read_text().strip() if path.exists() else ""
 
@@ -51,6 +52,23 @@ def divide(rows: list[dict], split_of: list[str], fraction: float, seed: int, na
         k = int(np.floor(fraction * len(ids) + rng.random()))  # unbiased rounding of small strata
         public.update(ids[i] for i in order[:k])
     return public
+
+
+def deal_folds(rows: list[dict], split_of: list[str], folds: int, name: str, salt: str = "") -> dict[str, int]:
+    """Deal items into ``folds`` folds of (nearly) equal size within each (split, difficulty, label) stratum,
+    in an order drawn from the testbed's name and secret ``salt``: ``{id: fold}``."""
+    strata: dict[tuple[str, str, int], list[str]] = {}
+    for row, split in zip(rows, split_of, strict=True):
+        strata.setdefault((split, str(row.get("difficulty", "all")), int(row["label"])), []).append(str(row["id"]))
+    rng = np.random.default_rng([FOLD_SEED, zlib.crc32(name.encode()), zlib.crc32(salt.encode())])
+    fold: dict[str, int] = {}
+    start = 0  # each stratum starts where the last one stopped, so the folds stay within one item of each other
+    for key in sorted(strata):
+        ids = sorted(strata[key])
+        for k, i in enumerate(rng.permutation(len(ids))):
+            fold[ids[i]] = (start + k) % folds
+        start = (start + len(ids)) % folds
+    return fold
 
 
 def divide_test_items(tb: Testbed, settings: Settings) -> set[str]:
@@ -95,7 +113,7 @@ def load_or_divide(
                 )
             return set(stored["public"])
         log.warning("testbed %s: test items changed since the public/private division; dividing anew", name)
-    public = divide(rows, split_of, fraction, seed, name, _salt(name, settings))
+    public = divide(rows, split_of, fraction, seed, name, stored_salt(name, settings))
     record = {
         "schema_version": 1,
         "testbed": name,

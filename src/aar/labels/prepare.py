@@ -10,6 +10,7 @@ from __future__ import annotations
 from aar.config import Settings, get_settings
 from aar.labels.card import TestbedCard, build_card, save_card
 from aar.labels.store import load_full, testbed_salt, write_testbed
+from aar.labels.worlds import private_worlds
 from aar.w2s.models import ModelSpec, build_model
 from aar.w2s.testbeds import build_testbed, default_models, label_sources, testbed_name
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Testbed, load_testbed
@@ -49,6 +50,8 @@ def prepare_testbed(
     write_testbed(tb, settings)
     card = build_card(tb, label_sources(stored_name, settings))
     card.halves = test_halves(stored_name, settings)
+    card.worlds = [{"strong_train": len(w.train), **{s: len(ids) for s, ids in w.tests.items()}}
+                   for w in private_worlds(stored_name, settings)]
     save_card(card, settings)
     return card
 

@@ -20,20 +20,35 @@ from aar.w2s.testbeds.base import TestbedError
 
 class BaselinePredictions(BaseModel):
     """Per-seed test predictions ``{item_id: P(label 1)}`` of the weak model, the ceiling and every shipped
-    baseline method (``methods``: what finalize compares a team's results with, on the same items)."""
+    baseline method (``methods``: what finalize compares a team's results with, on the same items), trained on
+    the published ``strong_train``; and ``private_world``: the same (``weak``, ``ceiling`` and each method) on
+    the private items, each from its private world (:mod:`aar.labels.worlds`), where final scores come from."""
 
     schema_version: int = SCHEMA_VERSION
     testbed: str
     weak: list[dict[str, float]]
     ceiling: list[dict[str, float]]
     methods: dict[str, list[dict[str, float]]] = Field(default_factory=dict)
+    private_world: dict[str, list[dict[str, float]]] = Field(default_factory=dict)
 
-    def reference_accuracy(self, which: str, labels: dict[str, int]) -> tuple[float, float]:
-        """Mean and SE over seeds of ``which`` ("weak" | "ceiling") accuracy on the items in ``labels``."""
+    def runs(self, which: str, world: str = "public") -> list[dict[str, float]]:
+        """Per-seed predictions of ``which`` ("weak", "ceiling" or a method) in ``world``: "public" (trained on
+        the published ``strong_train``), "private" (the private items, from the private worlds) or "each" (every
+        item from its own world: the private world's predictions over the public one's)."""
+        public = getattr(self, which) if which in ("weak", "ceiling") else self.methods.get(which, [])
+        private = self.private_world.get(which, [])
+        if world == "public":
+            return public
+        if world == "private":
+            return private
+        return [{**pub, **priv} for pub, priv in zip(public, private, strict=True)]
+
+    def reference_accuracy(self, which: str, labels: dict[str, int], world: str = "public") -> tuple[float, float]:
+        """Mean and SE over seeds of ``which`` ("weak" | "ceiling") accuracy on the items in ``labels`` in
+        ``world`` (see :meth:`runs`)."""
         ids = list(labels)
         y = np.array([labels[i] for i in ids])
-        accs = [accuracy(np.array([preds[i] for i in ids]), y) for preds in getattr(self, which)]
-        return mean_se(accs)
+        return mean_se([accuracy(np.array([preds[i] for i in ids]), y) for preds in self.runs(which, world)])
 
 
 def save_baselines(report: BaselineReport, preds: BaselinePredictions, settings: Settings) -> None:

@@ -1,22 +1,23 @@
 """Replay a submitted idea on test items under fresh ids: the trusted side's check that a score came from a
 method, not from labels an agent wrote for the items it saw.
 
-:func:`build_view` writes a testbed *view* into a throw-away AAR_HOME: every published item (``strong_train``
-too) under a fresh random id, the test splits cut to the chosen items, the weak model's outputs and the
-strong model's feature rows carried over, under a fresh testbed name. A table keyed by item id that an agent
-built in its sandbox does not carry over. The order is kept: a seeded method (bagging, say) draws the same
-samples again, so an honest idea reproduces; a table keyed by position reproduces on the public items but
-means nothing on the private ones, whose score is then the method's own. :func:`replay_submission` re-runs the
-submission's idea folder (its snapshot, entry point unchanged) on two views, in a fresh sandbox with no
-model API, no network and no hub (:func:`aar.analysis.rerun.rerun_idea`):
+:func:`build_view` writes a testbed *view* into a throw-away AAR_HOME: every item under a fresh random id,
+the test splits cut to the chosen items, the weak model's outputs and the strong model's feature rows carried
+over, under a fresh testbed name; its ``strong_train`` is the published one, or the items of a private world
+(:mod:`aar.labels.worlds`). The order is kept: a seeded method (bagging, say) draws the same samples again, so
+an honest idea reproduces. :func:`replay_submission` re-runs the submission's idea folder (its snapshot, entry
+point unchanged) in a fresh sandbox with no model API, no network and no hub
+(:func:`aar.analysis.rerun.rerun_idea`):
 
-* on the *public* items (those it was submitted for), where its hard labels must agree with what it
-  submitted on at least ``REPRODUCE_AT_LEAST`` of the items, else it is **not reproducible** and never a result;
-* on the *private* items, scored here with its bootstrap SE and against the best shipped baseline on the
-  same items (paired SE).
+* on the *public* items with the published ``strong_train`` (what it was submitted for), where its hard labels
+  must agree with what it submitted on at least ``REPRODUCE_AT_LEAST`` of the items, else it is **not
+  reproducible** and never a result;
+* in each *private world*: trained on never-published items, tested on never-published items, scored here with
+  its bootstrap SE and against the best shipped baseline run in the same worlds (paired SE).
 
-The private half is never published (``aar.labels.store.write_testbed``), so no table an agent built, keyed
-by id, position or text, covers its items: its score is the method's own.
+No item of a private world was ever published (``aar.labels.store.write_testbed``), so no table an agent
+built, keyed by id, position, text, weak output or feature row, covers a single one: not the items it is tested
+on, nor those it trains on.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from aar.evalserver.labels import TestbedLabels
 from aar.evalserver.models import FinalReport, Replay
 from aar.evalserver.reports import public_gap
 from aar.labels.store import load_full
+from aar.labels.worlds import World, private_worlds, world_testbed
 from aar.w2s.features import compute_features, save_features, strong_spec
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Split, Testbed, load_testbed, write_public
 
@@ -51,17 +53,19 @@ class View:
     original: dict[str, str]
 
 
-def build_view(name: str, test_ids: set[str], settings: Settings, home: Path) -> View:
+def build_view(name: str, test_ids: set[str], settings: Settings, home: Path, *, world: World | None = None) -> View:
     """Write a fresh-id view of testbed ``name`` (public and private halves) with the test items in
-    ``test_ids`` (see the module docstring)."""
-    src = load_full(name, settings)
+    ``test_ids`` and the published ``strong_train``, or private ``world`` (its items; ``test_ids`` ignored)."""
+    full = load_full(name, settings)
+    src = world_testbed(full, world) if world is not None else full
     spec = strong_spec(src)
     view_name = f"{name}-{secrets.token_hex(4)}"
     original: dict[str, str] = {}
     splits: dict[str, Split] = {}
     for split in PUBLIC_SPLITS:
         items = src[split].items
-        part = src[split].select(k for k, it in enumerate(items) if split not in TEST_SPLITS or it.id in test_ids)
+        chosen = world is not None or split not in TEST_SPLITS
+        part = src[split].select(k for k, it in enumerate(items) if chosen or it.id in test_ids)
         for k, it in enumerate(part.items):
             new_id = f"i{secrets.token_hex(8)}"
             original[new_id] = it.id
@@ -74,22 +78,21 @@ def build_view(name: str, test_ids: set[str], settings: Settings, home: Path) ->
     return View(vs, view_name, original)
 
 
-def rerun_on_view(code: bytes, name: str, ids: set[str] | None, settings: Settings, *, sandbox: str = "bwrap",
-                  timeout_s: float = 1800.0, replace: dict[str, bytes] | None = None) -> Rerun:
-    """Run the idea folder ``code`` on a fresh-id view of testbed ``name`` whose test items are ``ids`` (None:
-    all of them, both halves) and return its predictions under the original ids (trusted side only: a view
-    holds private items). The view lives under ``runs/replays`` and is removed afterwards; the real AAR_HOME
-    is masked in the sandbox. Raises ``IdeaRunError`` when the archive is refused."""
+def rerun_on_view(code: bytes, name: str, ids: set[str], settings: Settings, *, sandbox: str = "bwrap",
+                  timeout_s: float = 1800.0, replace: dict[str, bytes] | None = None,
+                  world: World | None = None) -> Rerun:
+    """Run the idea folder ``code`` on a fresh-id view of testbed ``name`` whose test items are ``ids`` (with the
+    published ``strong_train``) or private ``world``'s, and return its predictions under the original ids
+    (trusted side only: a view may hold private items). The view lives under ``runs/replays`` and is removed
+    afterwards; the real AAR_HOME is masked in the sandbox. Raises ``IdeaRunError`` when the archive is
+    refused."""
     from aar.analysis.rerun import rerun_idea
 
-    if ids is None:
-        full = load_full(name, settings)
-        ids = {i for s in TEST_SPLITS for i in full[s].ids}
     root = settings.runs_dir / "replays"
     root.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="view-", dir=root))
     try:
-        view = build_view(name, ids, settings, home)
+        view = build_view(name, ids, settings, home, world=world)
         run = rerun_idea(code, view.name, view.settings, sandbox=sandbox, timeout_s=timeout_s, replace=replace,
                          hidden=[settings.home.resolve()])  # the real AAR_HOME (labels) around the view
         return run.model_copy(update={"testbed": name,
@@ -98,13 +101,55 @@ def rerun_on_view(code: bytes, name: str, ids: set[str] | None, settings: Settin
         shutil.rmtree(home, ignore_errors=True)
 
 
+def each_world(name: str, settings: Settings, *, public: bool = True) -> list[tuple[str, set[str], World | None]]:
+    """Where each test item of testbed ``name`` is run: ``(where, test ids, world)`` for the public items with
+    the published ``strong_train`` (world None; unless not ``public``) and for each private world."""
+    parts: list[tuple[str, set[str], World | None]] = []
+    if public:
+        parts.append(("on the public items", {i for s in TEST_SPLITS for i in load_testbed(name, settings)[s].ids},
+                      None))
+    worlds = private_worlds(name, settings)
+    return parts + [(f"in private world {j} of {len(worlds)}", w.test_ids, w) for j, w in enumerate(worlds, 1)]
+
+
+def rerun_everywhere(code: bytes, name: str, settings: Settings, *, sandbox: str = "bwrap",
+                     timeout_s: float = 1800.0, replace: dict[str, bytes] | None = None,
+                     public: bool = True) -> Rerun:
+    """Run the idea folder ``code`` on every test item of testbed ``name``, each in its own world: the public
+    items with the published ``strong_train`` (unless not ``public``), the private items in the private worlds
+    (:mod:`aar.labels.worlds`). One run per world; the first that fails ends it and says where."""
+    merged: dict[str, float] = {}
+    seconds = 0.0
+    for where, ids, world in each_world(name, settings, public=public):
+        run = rerun_on_view(code, name, ids, settings, sandbox=sandbox, timeout_s=timeout_s, replace=replace,
+                            world=world)
+        seconds += run.seconds
+        if not run.ok:
+            return run.model_copy(update={"reason": f"{where}: {run.reason}", "seconds": round(seconds, 2),
+                                          "predictions": {}})
+        merged.update(run.predictions)
+    return Rerun(testbed=name, ok=True, seconds=round(seconds, 2), stderr_tail=run.stderr_tail, predictions=merged)
+
+
 def _run_on(code: bytes, name: str, ids: set[str], settings: Settings, sandbox: str,
             timeout_s: float) -> tuple[dict[str, float] | None, str | None, float]:
-    """Predictions ``{original id: p}`` of the idea on a view of ``ids``, or the reason it failed."""
+    """Predictions ``{original id: p}`` of the idea on the public view of ``ids``, or why it failed."""
     from aar.analysis.rerun import IdeaRunError
 
     try:
         run = rerun_on_view(code, name, ids, settings, sandbox=sandbox, timeout_s=timeout_s)
+    except IdeaRunError as exc:
+        return None, str(exc), 0.0
+    return (run.predictions, None, run.seconds) if run.ok else (None, run.reason, run.seconds)
+
+
+def _run_private(code: bytes, name: str, settings: Settings, sandbox: str,
+                 timeout_s: float) -> tuple[dict[str, float] | None, str | None, float]:
+    """Predictions of the idea on every private item, each from its private world, or why a world failed."""
+    from aar.analysis.rerun import IdeaRunError
+
+    try:
+        run = rerun_everywhere(code, name, settings, sandbox=sandbox, timeout_s=timeout_s, public=False)
     except IdeaRunError as exc:
         return None, str(exc), 0.0
     return (run.predictions, None, run.seconds) if run.ok else (None, run.reason, run.seconds)
@@ -130,10 +175,9 @@ def replay_submission(tl: TestbedLabels, submitted: dict[str, float], submission
     if agreement < REPRODUCE_AT_LEAST:
         return not_reproducible(f"its hard labels agree with its own submission on {agreement:.1%} of the public "
                                 f"items (needs {REPRODUCE_AT_LEAST:.0%})", agreement, t1)
-    private = {i for i in tl.ids if i not in public}
-    priv, why, t2 = _run_on(code, tl.name, private, settings, sandbox, timeout_s)
+    priv, why, t2 = _run_private(code, tl.name, settings, sandbox, timeout_s)
     if priv is None:
-        return not_reproducible(f"on the private items: {why}", agreement, t1 + t2)
+        return not_reproducible(f"on the private items, {why}", agreement, t1 + t2)
     probs = np.array([priv.get(i, np.nan) for i in tl.ids], dtype=np.float64)  # NaN on the public items
     return Replay(submission_id=submission_id, snapshot_id=snapshot_id, reproducible=True,
                   public_agreement=round(agreement, 4), private=score(tl, probs, "private", with_se=True),
