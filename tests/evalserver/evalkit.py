@@ -16,12 +16,13 @@ import pytest
 import uvicorn
 
 from aar.auth import TokenStore
-from aar.config import Settings
+from aar.config import Settings, ensure_private_dir
 from aar.db import make_engine
 from aar.evalserver.app import create_app
 from aar.evalserver.config import EvalServerConfig
+from aar.labels.division import DEFAULT_SEED, load_or_divide
 from aar.labels.references import BaselinePredictions, save_baselines
-from aar.labels.store import write_testbed
+from aar.labels.store import labels_dir, write_testbed
 from aar.w2s.results import SE, BaselineReport, ModelAcc, SplitAcc
 from aar.w2s.testbeds.base import Item, Split, Testbed, load_testbed
 
@@ -59,8 +60,12 @@ def noisy_predictions(labels: dict[str, int], acc: float, rng: np.random.Generat
 
 
 def make_testbed(settings: Settings, name: str = "tiny", n_test: int = 200, n_train: int = 20, seeds: int = 3,
-                 weak_acc: float = 0.68, ceiling_acc: float = 0.9, seed: int = 0) -> SyntheticTestbed:
-    """Write a binary testbed (public items, label store) and stored baselines under ``settings.home``."""
+                 weak_acc: float = 0.68, ceiling_acc: float = 0.9, seed: int = 0,
+                 public_fraction: float | None = 0.5) -> SyntheticTestbed:
+    """Write a binary testbed (public items, label store) and stored baselines under ``settings.home``.
+
+    ``public_fraction``: the public share of the test items (the eval-server tests were calibrated on
+    halves); None makes the division that ``aar testbed prepare`` makes."""
     rng = np.random.default_rng(seed)
     splits: dict[str, Split] = {}
     sizes = {"weak_train": n_train, "strong_train": n_train, "test_id": n_test, "test_ood": n_test}
@@ -71,6 +76,14 @@ def make_testbed(settings: Settings, name: str = "tiny", n_test: int = 200, n_tr
         rng.shuffle(labels)
         difficulty = ["easy" if k < n // 2 else "hard" for k in range(n)]
         splits[split] = Split(items, labels, difficulty)
+    if public_fraction is not None:  # stored first, so writing the testbed keeps it
+        rows = [{"id": it.id, "label": int(y), "difficulty": d} for s in ("test_id", "test_ood")
+                for it, y, d in zip(splits[s].items, splits[s].require_labels(), splits[s].difficulty or [],
+                                    strict=True)]
+        ensure_private_dir(settings.labels_dir)
+        ensure_private_dir(labels_dir(name, settings))
+        load_or_divide(name, rows, ["test_id"] * n_test + ["test_ood"] * n_test, public_fraction, DEFAULT_SEED,
+                       settings)
     write_testbed(Testbed(name, "binary", splits), settings)
     labels = {it.id: int(y) for s in ("test_id", "test_ood")
               for it, y in zip(splits[s].items, splits[s].require_labels(), strict=True)}

@@ -3,7 +3,8 @@
 ``Pipeline`` drives ``EvalService``'s real submission path (budgets, detectors, withholding, the release
 mechanism, team state) without the commit, so an attack can spend a whole team budget in seconds. Each
 attack returns the labels it claims to have recovered (item index -> label); ``Outcome`` scores those
-claims on the public items, which is what the guarantee in ``aar.evalserver.guard`` bounds.
+claims on the public items, which is what the guarantee in ``aar.evalserver.guard`` bounds. Attacks probe
+the published items (an agent knows no other).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def single_flips(p: Pipeline, queries: int) -> dict[int, int]:
     rel = p.submit(base)
     r0 = rel.acc.combined if rel else None
     claims = {}
-    for i in range(min(queries, p.tl.n)):
+    for i in p.tl.submit_idx[:queries]:  # the published items: the only ones an agent knows of
         probe = base.copy()
         probe[i] = 1 - probe[i]
         s = _signal(p.submit(probe), r0)
@@ -177,7 +178,7 @@ def anchor_chain(p: Pipeline, queries: int, half: bool, anchors: list[int] | Non
     if p.submit(cur, worker) is None:
         return claims
     spent, need, misses = 1, 1, 0
-    order = [int(i) for i in rng.permutation(p.tl.n) if int(i) not in known]
+    order = [int(i) for i in rng.permutation(p.tl.submit_idx) if int(i) not in known]  # published items
     while spent < queries and len(order) >= 2:
         probe = cur.copy()
         if len(bank) < need:  # (re)start: a pair at 0.5 is released iff both are public and wrong
@@ -228,7 +229,7 @@ def group_flips(p: Pipeline, queries: int, jitter: bool, sizes: tuple[int, ...] 
         return claims
     k, quiet = 0, 0
     for _ in range(queries - 1):
-        g = rng.choice(p.tl.n, sizes[k], replace=False)
+        g = rng.choice(p.tl.submit_idx, sizes[k], replace=False)  # published items
         probe = cur.copy()
         probe[g] = 1 - probe[g]
         rel = p.submit(shape(probe))

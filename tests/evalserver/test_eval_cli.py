@@ -90,10 +90,11 @@ def _wait(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
 def test_serve_starts_both_services_and_stops_on_sigterm(tmp_path: Path, with_hub: bool) -> None:
     if with_hub and hub_problem() is not None:
         pytest.skip(f"aar.hub.app is not importable yet: {hub_problem()}")
-    eval_port, hub_port = free_port(), free_port()
+    eval_port, hub_port, dash_port = free_port(), free_port(), free_port()  # not 8712: a user's may be up
     cfg = tmp_path / "eval.toml"
     cfg.write_text("max_items = 5000\n[team_defaults]\nmax_per_hour = 7\n")
-    args = ["serve", "--port", str(eval_port), "--hub-port", str(hub_port), "--config", str(cfg)]
+    args = ["serve", "--port", str(eval_port), "--hub-port", str(hub_port), "--dashboard-port", str(dash_port),
+            "--config", str(cfg)]
     if not with_hub:
         args.append("--no-hub")
     env = {**os.environ, "AAR_HOME": str(tmp_path / "home")}
@@ -128,8 +129,8 @@ def test_serve_on_busy_ports_fails_in_one_line(tmp_path: Path) -> None:
     port = busy.getsockname()[1]
     env = {**os.environ, "AAR_HOME": str(tmp_path)}
     try:
-        r = subprocess.run([sys.executable, "-c", MAIN, "serve", "--port", str(port), "--no-hub"], env=env,
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run([sys.executable, "-c", MAIN, "serve", "--port", str(port), "--no-hub", "--no-dashboard"],
+                           env=env, capture_output=True, text=True, timeout=120)
     finally:
         busy.close()
     assert r.returncode == 2 and "serving" not in r.stderr + r.stdout

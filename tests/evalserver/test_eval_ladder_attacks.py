@@ -42,7 +42,7 @@ ATTACKS: dict[str, tuple[Attack, TeamConfig, int]] = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EvalService, SyntheticTestbed]]:
-    """One in-process eval server: 1,000 ID + 1,000 OOD test items, half of them public."""
+    """One in-process eval server: 500 ID + 500 OOD test items, half of them public."""
     svc, tb = make_service(tmp_path_factory.mktemp("ladder"))
     yield svc, tb
     svc.close()

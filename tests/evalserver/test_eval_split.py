@@ -11,7 +11,7 @@ from evalkit import make_testbed
 
 from aar.config import Settings
 from aar.evalserver.labels import load_labels
-from aar.labels.division import divide
+from aar.labels.division import DEFAULT_FRACTION, divide
 from aar.labels.store import load_full, read_label_rows
 from aar.w2s.testbeds.base import TestbedError
 
@@ -19,7 +19,7 @@ from aar.w2s.testbeds.base import TestbedError
 def test_division_is_stratified_made_once_and_only_the_public_half_is_published(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(home=tmp_path)
-    tb = make_testbed(settings, n_test=120)
+    tb = make_testbed(settings, n_test=120, public_fraction=None)  # the division prepare makes
     tl = load_labels("tiny", settings)
     path = settings.labels_dir / "tiny" / "eval_split.json"
     stored = path.read_text()
@@ -38,10 +38,10 @@ def test_division_is_stratified_made_once_and_only_the_public_half_is_published(
             strata[key] += 1
             chosen[key] += row["id"] in public
     for key, size in strata.items():
-        assert abs(chosen[key] - size / 2) <= 1, key
+        assert abs(chosen[key] - size * DEFAULT_FRACTION) <= 1, key
     stale = settings.testbeds_dir / "tiny" / "features" / "old-build"  # e.g. rows of a then-published half
     stale.mkdir(parents=True)
-    make_testbed(settings, n_test=120)  # written again with the same items: the division stays
+    make_testbed(settings, n_test=120, public_fraction=None)  # written again with the same items: the division stays
     assert not stale.exists()  # feature stores of an earlier build are gone
     assert path.read_text() == stored and (load_labels("tiny", settings).public == tl.public).all()
 

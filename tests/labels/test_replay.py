@@ -55,6 +55,11 @@ train = zip(wb.testbed["strong_train"].items, wb.weak("strong_train"))
 h = wb.fit(np.array([table.get(it.prompt + "|" + it.answer_a, float(w > 0.5)) for it, w in train]))
 wb.save_predictions(wb.predict_tests(h), args.out / "predictions.jsonl")
 """
+SHIPPED_HEAD = HEAD + """import numpy as np
+w = json.loads((Path(__file__).parent / "head.json").read_text())  # fitted in its sandbox on labels it wrote
+preds = {s: 1 / (1 + np.exp(-(wb.features(s) @ np.array(w["coef"]) + w["bias"]))) for s in ("test_id", "test_ood")}
+wb.save_predictions(preds, args.out / "predictions.jsonl")
+"""
 CALLS_MODEL = HEAD + """import anthropic
 anthropic.Anthropic(api_key="sk-ant-x", max_retries=0).messages.create(
     model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "label this"}])
@@ -194,6 +199,26 @@ def test_strong_train_labels_keyed_by_text_train_nothing_in_the_private_worlds(h
     assert (public.pgr.combined or 0) > 0.8  # what the released score said: about the ceiling
     assert r.private.acc == honest.private.acc  # in the private worlds it is the honest method, item for item
     assert (public.pgr.combined or 0) - (r.private.pgr.combined or 0) > 0.3
+
+
+@pytest.mark.xfail(strict=True, reason="open: a head fitted on labels the agent wrote for the published strong_train "
+                   "and shipped as weights applies to the private worlds' features too (they share one feature space)")
+def test_a_shipped_head_fitted_on_written_labels_is_caught(home: Settings) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from aar.labels.store import load_labelled
+
+    tl = load_labels("wordsense", home)
+    wb = Workbench("wordsense", home)
+    labels = load_labelled("wordsense", home)["strong_train"].require_labels()  # what an LLM agent would write
+    fitted = LogisticRegression(C=1.0, max_iter=2000).fit(wb.features("strong_train"), labels)
+    head = {"coef": fitted.coef_[0].tolist(), "bias": float(fitted.intercept_[0])}
+    code = _folder({"run.py": SHIPPED_HEAD, "head.json": json.dumps(head)})
+    submitted = {i: float(p) for s in TEST_SPLITS
+                 for i, p in zip(wb.ids(s), fitted.predict_proba(wb.features(s))[:, 1], strict=True)}
+    r = _replay(tl, submitted, code, home)
+    assert r.reproducible and r.private is not None and r.vs_best_baseline is not None, r.reason
+    assert (r.vs_best_baseline.diff.combined or 0) < 2 * (r.vs_best_baseline.paired_se.combined or 0)
 
 
 def test_code_that_calls_the_model_api_fails_and_says_why(home: Settings) -> None:

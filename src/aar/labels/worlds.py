@@ -25,7 +25,7 @@ from aar.labels.division import deal_folds, load_division, stored_salt
 from aar.labels.store import read_label_rows
 from aar.w2s.testbeds.base import TEST_SPLITS, Split, Testbed
 
-FOLDS = 2
+FOLDS = 3
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ or model API, and finish in minutes. A recipe idea is a folder with `recipe.json
 
     import sys; from pathlib import Path; from aar.w2s.recipes import main
     raise SystemExit(main([str(Path(__file__).with_name("recipe.json")), *sys.argv[1:]]))
-- Research tools (MCP): `submit_predictions` (scores on a public half of the tests, released through a
+- Research tools (MCP): `submit_predictions` (scores on the published part of the tests, released through a
   leak-resistant ladder: a score moves only when you beat the team's best by a margin),
   `get_leaderboard`, `share_finding` / `search_findings` / `read_finding` / `comment_on_finding` /
   `vote_on_finding`, `upload_snapshot` / `list_snapshots` / `download_snapshot`.
@@ -82,9 +82,11 @@ or model API, and finish in minutes. A recipe idea is a folder with `recipe.json
   label files, no rebuilding the testbed. Submissions are audited and such patterns are flagged.
 - Submissions are budgeted; submit what your own label-free checks say is promising.
 - Your final judgement is a **private** test half that is not published here: at the end, your idea
-  folder's `run.py` is re-run, without network or model access, on those unseen items under fresh
-  ids. Only what your method computes counts; overfitting the public half, labels written for its
-  items, or picking the luckiest seed, does not help you there.
+  folder's `run.py` is re-run, without network or model access, on testbeds made only of unseen items
+  under fresh ids: their `strong_train` too is unseen, and about a third the size of this one (a few
+  thousand items). Only what your method computes counts; overfitting the public half, labels written
+  for any published item, or picking the luckiest seed, does not help you there, and neither do
+  settings that only work at this `strong_train`'s size (scale regularisation with the item count).
 - Share findings, negative ones too, and cite your submission ids in results.
 """
 
