@@ -197,13 +197,14 @@ def test_strong_train_labels_keyed_by_text_train_nothing_in_the_private_worlds(h
     honest = _replay(tl, _vanilla(home), _folder({"run.py": HONEST}), home)
     assert honest.private is not None
     assert (public.pgr.combined or 0) > 0.8  # what the released score said: about the ceiling
-    assert r.private.acc == honest.private.acc  # in the private worlds it is the honest method, item for item
+    assert r.private.acc.combined == pytest.approx(honest.private.acc.combined, abs=0.005)  # the honest method there
     assert (public.pgr.combined or 0) - (r.private.pgr.combined or 0) > 0.3
 
 
-@pytest.mark.xfail(strict=True, reason="open: a head fitted on labels the agent wrote for the published strong_train "
-                   "and shipped as weights applies to the private worlds' features too (they share one feature space)")
-def test_a_shipped_head_fitted_on_written_labels_is_caught(home: Settings) -> None:
+def test_a_head_fitted_on_written_labels_and_shipped_as_weights_fails_in_the_private_worlds(home: Settings) -> None:
+    """Fitted in the agent's sandbox on labels it wrote, shipped in the idea folder: it reproduces, but each
+    private world turns its feature space by a secret rotation, and no encoder is there to rebuild the
+    features, so the head means nothing there."""
     from sklearn.linear_model import LogisticRegression
 
     from aar.labels.store import load_labelled
@@ -216,9 +217,11 @@ def test_a_shipped_head_fitted_on_written_labels_is_caught(home: Settings) -> No
     code = _folder({"run.py": SHIPPED_HEAD, "head.json": json.dumps(head)})
     submitted = {i: float(p) for s in TEST_SPLITS
                  for i, p in zip(wb.ids(s), fitted.predict_proba(wb.features(s))[:, 1], strict=True)}
+    public = score(tl, tl.expand(np.array([submitted[i] for i in tl.submit_ids])), "public")
     r = _replay(tl, submitted, code, home)
     assert r.reproducible and r.private is not None and r.vs_best_baseline is not None, r.reason
-    assert (r.vs_best_baseline.diff.combined or 0) < 2 * (r.vs_best_baseline.paired_se.combined or 0)
+    assert (public.pgr.combined or 0) > 0.8  # what the released score said
+    assert (r.private.pgr.combined or 0) < 0.5 and (r.vs_best_baseline.diff.combined or 0) < 0
 
 
 def test_code_that_calls_the_model_api_fails_and_says_why(home: Settings) -> None:

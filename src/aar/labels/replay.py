@@ -38,7 +38,8 @@ from aar.evalserver.models import FinalReport, Replay
 from aar.evalserver.reports import public_gap
 from aar.labels.store import load_full
 from aar.labels.worlds import World, private_worlds, world_testbed
-from aar.w2s.features import compute_features, save_features, strong_spec
+from aar.w2s.features import FeatureStore, compute_features, save_features, strong_spec
+from aar.w2s.models.packaged import packaged_weight_dirs
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Split, Testbed, load_testbed, write_public
 
 REPRODUCE_AT_LEAST = 0.99
@@ -74,8 +75,25 @@ def build_view(name: str, test_ids: set[str], settings: Settings, home: Path, *,
     view = Testbed(view_name, src.format, splits, {**src.meta, "strong_model": spec.model_dump()})
     vs = Settings(home=home)
     write_public(view, vs)
-    save_features(compute_features(view, spec, settings), load_testbed(view_name, vs), vs)
+    store = compute_features(view, spec, settings)
+    if world is not None:
+        rotate_blocks(store, np.random.default_rng(secrets.randbits(128)))
+    save_features(store, load_testbed(view_name, vs), vs)
     return View(vs, view_name, original)
+
+
+def rotate_blocks(store: FeatureStore, rng: np.random.Generator) -> None:
+    """Turn each view's block of feature columns by its own random rotation, the same for every split.
+
+    A private world's features then live in a space no published row was ever in: a head fitted in an
+    agent's sandbox (on labels it wrote for published items) and shipped as weights no longer applies, while
+    what a method learns inside the world is unchanged in distribution (an L2-regularised linear head, kNN
+    and PCA are rotation-equivariant; zero-shot scores are kept as they are)."""
+    for start, stop in store.blocks.values():
+        q, r = np.linalg.qr(rng.standard_normal((stop - start, stop - start)))
+        q *= np.sign(np.diag(r))  # Haar-distributed
+        for split, x in store.x.items():
+            store.x[split][:, start:stop] = (x[:, start:stop].astype(np.float64) @ q).astype(x.dtype)
 
 
 def rerun_on_view(code: bytes, name: str, ids: set[str], settings: Settings, *, sandbox: str = "bwrap",
@@ -93,8 +111,9 @@ def rerun_on_view(code: bytes, name: str, ids: set[str], settings: Settings, *, 
     home = Path(tempfile.mkdtemp(prefix="view-", dir=root))
     try:
         view = build_view(name, ids, settings, home, world=world)
+        hidden = [settings.home.resolve(), settings.cache_dir.resolve(), *packaged_weight_dirs()]
         run = rerun_idea(code, view.name, view.settings, sandbox=sandbox, timeout_s=timeout_s, replace=replace,
-                         hidden=[settings.home.resolve()])  # the real AAR_HOME (labels) around the view
+                         hidden=hidden)  # the real AAR_HOME (labels) around the view, and every encoder's weights
         return run.model_copy(update={"testbed": name,
                                       "predictions": {view.original[k]: p for k, p in run.predictions.items()}})
     finally:

@@ -77,3 +77,17 @@ def resolve_model_path(name: str) -> str:
     if name == "mpnet":
         return str(assemble_split_zip(part_files(), get_settings().cache_dir / "models", MPNET_FOLDER))
     return name
+
+
+def packaged_weight_dirs() -> list[Path]:
+    """The folders holding the packaged encoders' weights (a replay hides them: no model in its sandbox)."""
+    out: list[Path] = []
+    try:
+        out.append(Path(minilm_path()).resolve())
+    except Exception:  # noqa: BLE001 - a package that is not installed holds nothing to hide
+        pass
+    try:
+        out += sorted({part.resolve().parent for part in part_files()})
+    except Exception:  # noqa: BLE001
+        pass
+    return out
