@@ -195,11 +195,16 @@ def test_testbed_names_cannot_escape_aar_home(tmp_path, name: str) -> None:
 
 def test_card_counts_the_halves_the_eval_server_scores(small_home: Settings) -> None:
     from aar.evalserver.labels import load_labels
+    from aar.labels.division import DEFAULT_FRACTION
+    from aar.labels.worlds import FOLDS
 
     card = load_card("wordsense", small_home)
     tl = load_labels("wordsense", small_home)  # the eval server keeps the division prepare made
     for split, ood in (("test_id", False), ("test_ood", True)):
         public = int((tl.public & (tl.is_ood == ood)).sum())
         assert card.halves[split] == {"public": public, "private": card.counts[split] - public}
-        assert 0.4 < public / card.counts[split] < 0.6
-    assert "## Test halves" in card.to_markdown()
+        assert DEFAULT_FRACTION - 0.1 < public / card.counts[split] < DEFAULT_FRACTION + 0.1
+    assert "## Test halves" in card.to_markdown() and "## Private worlds" in card.to_markdown()
+    private_id = card.counts["test_id"] - card.halves["test_id"]["public"]
+    assert len(card.worlds) == FOLDS and sum(w["test_id"] for w in card.worlds) == private_id
+    assert all(w["strong_train"] == private_id - w["test_id"] for w in card.worlds)  # the other folds' ID items
