@@ -20,13 +20,12 @@ difference with the best baseline on the private items.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import tarfile
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from aar.analysis.rerun import folder_tarball
 from aar.config import get_settings
 from aar.evalserver.labels import load_labels
 from aar.evalserver.scoring import score
@@ -72,14 +71,7 @@ wb.save_predictions({s: 1 / (1 + np.exp(-g)) for s, g in logit.items()}, args.ou
 
 
 def folder(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return folder_tarball({name: text.encode() for name, text in files.items()})
 
 
 def by_id(wb: Workbench, preds: dict[str, np.ndarray]) -> dict[str, float]:
