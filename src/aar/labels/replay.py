@@ -150,25 +150,15 @@ def rerun_everywhere(code: bytes, name: str, settings: Settings, *, sandbox: str
     return Rerun(testbed=name, ok=True, seconds=round(seconds, 2), stderr_tail=run.stderr_tail, predictions=merged)
 
 
-def _run_on(code: bytes, name: str, ids: set[str], settings: Settings, sandbox: str,
+def _run_on(code: bytes, name: str, ids: set[str] | None, settings: Settings, sandbox: str,
             timeout_s: float) -> tuple[dict[str, float] | None, str | None, float]:
-    """Predictions ``{original id: p}`` of the idea on the public view of ``ids``, or why it failed."""
+    """Predictions ``{original id: p}`` of the idea on the public view of ``ids`` (None: on every private item,
+    each in its private world), or why it failed."""
     from aar.analysis.rerun import IdeaRunError
 
     try:
-        run = rerun_on_view(code, name, ids, settings, sandbox=sandbox, timeout_s=timeout_s)
-    except IdeaRunError as exc:
-        return None, str(exc), 0.0
-    return (run.predictions, None, run.seconds) if run.ok else (None, run.reason, run.seconds)
-
-
-def _run_private(code: bytes, name: str, settings: Settings, sandbox: str,
-                 timeout_s: float) -> tuple[dict[str, float] | None, str | None, float]:
-    """Predictions of the idea on every private item, each from its private world, or why a world failed."""
-    from aar.analysis.rerun import IdeaRunError
-
-    try:
-        run = rerun_everywhere(code, name, settings, sandbox=sandbox, timeout_s=timeout_s, public=False)
+        run = (rerun_everywhere(code, name, settings, sandbox=sandbox, timeout_s=timeout_s, public=False)
+               if ids is None else rerun_on_view(code, name, ids, settings, sandbox=sandbox, timeout_s=timeout_s))
     except IdeaRunError as exc:
         return None, str(exc), 0.0
     return (run.predictions, None, run.seconds) if run.ok else (None, run.reason, run.seconds)
@@ -194,7 +184,7 @@ def replay_submission(tl: TestbedLabels, submitted: dict[str, float], submission
     if agreement < REPRODUCE_AT_LEAST:
         return not_reproducible(f"its hard labels agree with its own submission on {agreement:.1%} of the public "
                                 f"items (needs {REPRODUCE_AT_LEAST:.0%})", agreement, t1)
-    priv, why, t2 = _run_private(code, tl.name, settings, sandbox, timeout_s)
+    priv, why, t2 = _run_on(code, tl.name, None, settings, sandbox, timeout_s)
     if priv is None:
         return not_reproducible(f"on the private items, {why}", agreement, t1 + t2)
     probs = np.array([priv.get(i, np.nan) for i in tl.ids], dtype=np.float64)  # NaN on the public items
