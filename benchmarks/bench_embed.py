@@ -1,12 +1,13 @@
-"""Embedding throughput of the cold path: today's PyTorch float32 vs the int8 ONNX runtime, side by side.
+"""Embedding throughput of the cold path: the float32 PyTorch path before issue 20 vs today's, side by side.
 
-On one sample of real ``wordsense`` texts (prompts, definitions and "prompt definition" joints, the
-mix the default strong model embeds), per encoder and pool: texts/s of each runtime (interleaved
-rounds, since the cores are shared), their ratio and the cosine of new vs float32 embeddings. Then
-the whole cold path of the default strong model's features on some items from an empty cache
-(today: one forward pass per pool; new: one pass for both pools). Then downstream: the strong
-model's logistic head trained on ``strong_train`` ground truth with float32 vs int8 features,
-accuracy on the test items, the difference and its paired standard error over items.
+On one sample of real ``wordsense`` texts (prompts, definitions and "prompt definition" joints), per
+encoder and pool: texts/s of each runtime (interleaved rounds, since the cores are shared), their
+ratio and the cosine of int8 vs float32 embeddings. Then the whole cold path of the strong model's
+features on some items from an empty cache: before (PyTorch float32, the strong model with "joint"
+features, one forward pass per pool) vs today (int8 ONNX, the default strong model without joints,
+planned as one job by ``warm_features``), in items/s. Then downstream: today's strong model's head
+trained on ``strong_train`` ground truth with float32 vs int8 features, accuracy on the test items,
+the difference and its paired standard error over items.
 
     AAR_QUIET=1 .venv/bin/python benchmarks/bench_embed.py --home /tmp/bench-home --max-items 1500
 """
@@ -24,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from aar.config import Settings
-from aar.w2s.models import build_model, encoder
+from aar.w2s.models import ModelSpec, build_model, encoder
 from aar.w2s.models.encoder import ENCODE_STATS, EncoderSpec
 from aar.w2s.models.runtime import RUNTIME_ENV
+from aar.w2s.models.warm import warm_features
 from aar.w2s.testbeds import build_testbed, default_models
 from aar.w2s.testbeds.base import Item, Testbed
 
@@ -64,25 +66,34 @@ def throughput(name: str, pool: str, texts: list[str], rounds: int) -> dict:
     return {"rate": rate, "ratio": rate["onnx-int8"] / rate["torch"], "cos_mean": cos.mean(), "cos_min": cos.min()}
 
 
-def cold_path(items: list[Item], runtime: str, separate_pools: bool, fmt: str) -> tuple[int, float]:
-    """(texts encoded, seconds) for the default strong model's features from an empty cache."""
+# The default strong model of ``wordsense`` before issue 20: MPNet and MiniLM with "joint" features.
+STRONG_BEFORE = ModelSpec(backend="encoder", options={"C": 0.1, "views": [
+    {"name": "mpnet", "features": ["joint", "product", "cosine", "answer"]},
+    {"name": "minilm", "features": ["joint", "product", "cosine", "target_product", "target_cosine"]},
+]})
+
+
+def cold_path(items: list[Item], before: bool, fmt: str) -> tuple[int, float]:
+    """(texts encoded, seconds) for the strong model's features from an empty cache, before or today."""
     original = encoder.embed_pools
 
-    def one_pass_per_pool(spec, texts, pools, cache=None):  # type: ignore[no-untyped-def]
+    def one_pass_per_pool(spec, texts, pools, cache=None, bar=None):  # type: ignore[no-untyped-def]
         return {p: original(replace(spec, pool=p), texts, (p,), cache)[p] for p in pools}
 
-    os.environ[RUNTIME_ENV] = runtime
-    before = replace(ENCODE_STATS)
+    os.environ[RUNTIME_ENV] = "torch" if before else "onnx-int8"
+    done = replace(ENCODE_STATS)
     try:
-        if separate_pools:
-            encoder.embed_pools = one_pass_per_pool  # today's path: mean and target pools encoded apart
         with tempfile.TemporaryDirectory() as tmp:
-            build_model(default_models("wordsense")[1], fmt, Path(tmp)).item_features(items)  # type: ignore[arg-type]
+            if before:
+                encoder.embed_pools = one_pass_per_pool  # mean and target pools were encoded apart
+                build_model(STRONG_BEFORE, fmt, Path(tmp)).item_features(items)  # type: ignore[arg-type]
+            else:
+                warm_features([(default_models("wordsense")[1], items)], fmt, Path(tmp))
     finally:
         encoder.embed_pools = original
         del os.environ[RUNTIME_ENV]
-    done = ENCODE_STATS.since(before)
-    return done.texts, done.seconds
+    spent = ENCODE_STATS.since(done)
+    return spent.texts, spent.seconds
 
 
 def downstream(tb: Testbed, cache_dir: Path) -> dict:
@@ -156,18 +167,19 @@ def report_throughput(sample: list[str], targets: list[str], rounds: int) -> Non
 
 def report_cold_path(tb: Testbed, n_items: int, rounds: int) -> None:
     cold = tb.splits["strong_train"].items[:n_items]
-    print(f"\ncold path: default strong model features of {len(cold)} items, empty cache, {rounds} interleaved rounds")
-    runs = {"today (torch fp32, a pass per pool)": ("torch", True), "new (int8 ONNX, one pass)": ("onnx-int8", False)}
+    print(f"\ncold path: strong model features of {len(cold)} items, empty cache, {rounds} interleaved rounds")
+    runs = {"before (torch fp32, joints, a pass per pool)": True, "today (int8 ONNX, no joints, one job)": False}
     texts, seconds = dict.fromkeys(runs, 0), dict.fromkeys(runs, 0.0)
     for _ in range(rounds):
-        for label, (runtime, separate) in runs.items():
-            n, s = cold_path(cold, runtime, separate, tb.format)
+        for label, before in runs.items():
+            n, s = cold_path(cold, before, tb.format)
             texts[label] += n
             seconds[label] += s
     for label in runs:
-        print(f"  {label:38} {texts[label]:6} texts encoded in {seconds[label]:6.1f} s")
-    today, new = seconds.values()
-    print(f"  speed-up of the cold path: {today / new:.2f}x (load {os.getloadavg()[0]:.1f})")
+        print(f"  {label:45} {texts[label] // rounds:6} texts in {seconds[label] / rounds:6.1f} s: "
+              f"{rounds * len(cold) / seconds[label]:5.1f} items/s")
+    old, new = seconds.values()
+    print(f"  speed-up of the cold path: {old / new:.2f}x (load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Train the tiny causal_lm for a few bf16 LoRA steps on CUDA and print tokens/s.
+"""Train the tiny causal_lm for a few bf16 LoRA steps on CUDA and print tokens/s; then embed texts with
+the packaged encoders in float16 on CUDA (the ``cuda-fp16`` runtime) and print texts/s and the cosine to
+the CPU float32 reference.
 
 Without a CUDA device it says so and exits 0; ``--cpu`` runs the same path on the CPU (float32) as a
 smoke test. Run: .venv/bin/python benchmarks/gpu_check.py [--cpu]
@@ -52,7 +54,33 @@ def main() -> int:
         f"gpu_check: {device}, dtype={next(model._model.parameters()).dtype}, "
         f"{len(model.losses)} LoRA steps in {dt:.2f} s, {n_tokens / dt:,.0f} tokens/s, last loss {model.losses[-1]:.3f}"
     )
+    if not on_cpu:
+        encoder_check()
     return 0
+
+
+def encoder_check(n: int = 8192) -> None:
+    """texts/s of MiniLM and MPNet under ``cuda-fp16`` on word-sense-like texts, and cosine to float32 on CPU."""
+    import numpy as np
+
+    from aar.w2s.models import encoder
+    from aar.w2s.models.encoder import EncoderSpec
+
+    texts = [f"the *bank* number {i} raised its interest rates again after the meeting of week {i % 52}"
+             for i in range(n)]
+    for name in ("minilm", "mpnet"):
+        try:
+            encoder._encode_batches(EncoderSpec(name=name, runtime="cuda-fp16"), texts[:512], ("mean",))  # warm-up
+        except ValueError as err:  # e.g. the mpnet extra is not installed
+            print(f"gpu_check: {name}: {err}")
+            continue
+        t0 = time.perf_counter()
+        gpu = encoder._encode_batches(EncoderSpec(name=name, runtime="cuda-fp16"), texts, ("mean",))["mean"]
+        dt = time.perf_counter() - t0
+        ref = encoder._encode_batches(EncoderSpec(name=name, runtime="torch"), texts[:64], ("mean",))["mean"]
+        cos = (gpu[:64] * ref).sum(1)
+        print(f"gpu_check: {name} cuda-fp16 {n / dt:,.0f} texts/s; cosine to CPU float32 mean {np.mean(cos):.4f} "
+              f"min {np.min(cos):.4f}")
 
 
 if __name__ == "__main__":

@@ -142,3 +142,20 @@ def test_one_forward_pass_serves_both_pools_and_never_mixes_runtimes(
     assert ENCODE_STATS.since(before).texts == 3  # the other runtime's features are not the cached ones
     namespaces = {p.name for p in (tmp_path / "features" / "embeddings").iterdir()}
     assert len(namespaces) == 3
+
+
+def test_cuda_is_the_default_only_where_a_device_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aar.w2s.models import runtime
+
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    assert default_runtime() == "cuda-fp16"
+    monkeypatch.setenv(RUNTIME_ENV, "onnx-int8")  # an explicit choice wins
+    assert default_runtime() == "onnx-int8"
+    monkeypatch.delenv(RUNTIME_ENV)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: False)
+    assert default_runtime() == "onnx-int8"
+    spec = EncoderSpec(name="minilm", runtime="cuda-fp16")
+    assert spec.cache_id()["runtime"] == "cuda-fp16"  # float16 GPU features never mix with CPU ones
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        encoder._encode_batches(spec, TEXTS[:2], ("mean",))

@@ -12,6 +12,7 @@ from aar.labels.card import TestbedCard, build_card, save_card
 from aar.labels.store import load_full, testbed_salt, write_testbed
 from aar.labels.worlds import private_worlds
 from aar.w2s.models import ModelSpec, build_model
+from aar.w2s.models.warm import warm_features
 from aar.w2s.testbeds import build_testbed, default_models, label_sources, testbed_name
 from aar.w2s.testbeds.base import PUBLIC_SPLITS, TEST_SPLITS, Testbed, load_testbed
 
@@ -27,6 +28,19 @@ def publish_weak(tb: Testbed, spec: ModelSpec, settings: Settings) -> None:
     for name in PUBLIC_SPLITS:
         tb[name].weak = model.predict_proba(tb[name].items)
     tb.meta["weak_model"] = {**spec.model_dump(), "seed": WEAK_SEED}
+
+
+def warm_testbed(tb: Testbed, settings: Settings) -> int:
+    """Embed every text the default weak and strong models will need (the cold path) as one job.
+
+    The weak model sees every split; the strong model every split but ``weak_train``. Built-in
+    testbeds warm their candidates while building, so this finds nothing left to do for them.
+    """
+    weak, strong = default_models(tb.name)
+    items = {name: split.items for name, split in tb.splits.items()}
+    strong_items = [it for name, split in items.items() if name != "weak_train" for it in split]
+    jobs = [(weak, [it for split in items.values() for it in split]), (strong, strong_items)]
+    return warm_features(jobs, tb.format, settings.cache_dir)
 
 
 def prepare_testbed(
@@ -46,6 +60,7 @@ def prepare_testbed(
     salt = testbed_salt(stored_name, settings, new=new_salt, value=salt)
     tb = build_testbed(name, salt, max_items, settings)
     tb.name = stored_name
+    warm_testbed(tb, settings)
     publish_weak(tb, default_models(stored_name)[0], settings)
     write_testbed(tb, settings)
     card = build_card(tb, label_sources(stored_name, settings))

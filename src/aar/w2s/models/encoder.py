@@ -6,9 +6,9 @@ packaged encoder (see ``aar.w2s.models.packaged``); any other name is a local fo
 ``layers`` truncates the encoder to its first layers, which gives a genuinely weaker model of the
 same family. ``pool="target"`` embeds only the tokens of the word marked ``*like this*`` in a text
 (its contextual embedding), falling back to the whole text when nothing is marked. ``runtime``
-picks where the forward pass runs (``aar.w2s.models.runtime``): ``torch``, the float32 reference
-(default), or ``onnx-int8`` (``AAR_ENCODER_RUNTIME=onnx-int8``, 1.6-2.2x faster); each has its own
-cache keys.
+picks where the forward pass runs (``aar.w2s.models.runtime``): ``onnx-int8`` (default, about 1.6x
+the float32 speed on 2 CPU cores) or ``torch``, the float32 reference (``AAR_ENCODER_RUNTIME=torch``);
+each has its own cache keys.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,9 +28,12 @@ from aar.w2s.models.base import FeatureModel
 from aar.w2s.models.cache import ArrayCache, content_key
 from aar.w2s.models.head import HeadConfig
 from aar.w2s.models.packaged import resolve_model_path
-from aar.w2s.models.runtime import RUNTIMES, default_runtime, runtime_id
+from aar.w2s.models.runtime import GPU_BATCH, GPU_RUNTIME, RUNTIMES, default_runtime, runtime_id
 from aar.w2s.progress import progress_bar
-from aar.w2s.testbeds.base import Format
+from aar.w2s.testbeds.base import Format, Item
+
+if TYPE_CHECKING:
+    from aar.w2s.models.warm import CostBar
 
 DEFAULT_ENCODER = "minilm"
 FEATURE_KINDS = ("joint", "product", "cosine", "answer", "target_product", "target_cosine", "word_cosine")
@@ -60,7 +65,7 @@ class EncoderSpec:
     max_length: int = 128
     batch_size: int = 64
     pool: str = "mean"  # "mean" over all tokens, or "target": the tokens of the *marked* word
-    runtime: str = field(default_factory=default_runtime)  # "torch" (float32 reference) or "onnx-int8"
+    runtime: str = field(default_factory=default_runtime)  # "onnx-int8" or "torch" (the float32 reference)
 
     def __post_init__(self) -> None:
         if self.pool not in ("mean", "target"):
@@ -113,11 +118,12 @@ ENCODE_STATS = EncodeStats()
 
 
 def _encode(
-    spec: EncoderSpec, texts: list[str], pools: tuple[str, ...], cache_root: Path | None = None
+    spec: EncoderSpec, texts: list[str], pools: tuple[str, ...], cache_root: Path | None = None,
+    bar: CostBar | None = None,
 ) -> dict[str, np.ndarray]:
     """L2-normalised embeddings of ``texts`` per pool, all from one forward pass; counted in ``ENCODE_STATS``."""
     start = time.monotonic()
-    out = _encode_batches(spec, texts, pools, cache_root)
+    out = _encode_batches(spec, texts, pools, cache_root, bar)
     ENCODE_STATS.texts += len(texts)
     ENCODE_STATS.seconds += time.monotonic() - start
     return out
@@ -136,6 +142,12 @@ def _forward(spec: EncoderSpec, cache_root: Path | None):  # type: ignore[no-unt
                 return model(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
 
         return tokenizer, model.config.hidden_size, hidden
+    if spec.runtime == GPU_RUNTIME:
+        from aar.w2s.models.runtime import gpu_hidden, gpu_model
+
+        on_gpu = gpu_model(model)
+        return (tokenizer, model.config.hidden_size,
+                lambda batch: gpu_hidden(on_gpu, batch["input_ids"], batch["attention_mask"]))
     from aar.config import get_settings
     from aar.w2s.models.runtime import onnx_hidden, onnx_model, onnx_session, threads
 
@@ -153,15 +165,21 @@ def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _encode_batches(
-    spec: EncoderSpec, texts: list[str], pools: tuple[str, ...] = ("mean",), cache_root: Path | None = None
+    spec: EncoderSpec, texts: list[str], pools: tuple[str, ...] = ("mean",), cache_root: Path | None = None,
+    shared: CostBar | None = None,
 ) -> dict[str, np.ndarray]:
-    """Length-sorted batches, dynamic padding; each pool of ``pools`` from the same hidden states."""
+    """Length-sorted batches, dynamic padding; each pool of ``pools`` from the same hidden states.
+
+    Progress goes to ``shared`` (one bar for a whole cold path, advanced by estimated cost) if given,
+    else to a bar of its own.
+    """
     tokenizer, width, hidden = _forward(spec, cache_root)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = {pool: np.zeros((len(texts), width), dtype=np.float32) for pool in pools}
-    with progress_bar(f"embedding {len(texts)} texts", len(texts)) as bar:
-        for start in range(0, len(order), spec.batch_size):
-            idx = order[start : start + spec.batch_size]
+    with nullcontext(shared) if shared else progress_bar(f"embedding {len(texts)} texts", len(texts)) as bar:
+        batch_size = max(spec.batch_size, GPU_BATCH) if spec.runtime == GPU_RUNTIME else spec.batch_size
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
             chunk = [texts[i] for i in idx]
             batch = tokenizer(
                 chunk,
@@ -182,7 +200,7 @@ def _encode_batches(
                         for t, off, att in zip(chunk, offsets, attention, strict=True)
                     ])
                 out[pool][idx] = _pool(states, mask)
-            bar.advance(len(idx))
+            bar.advance(shared.cost(spec, chunk) if shared else len(idx))
     return out
 
 
@@ -200,8 +218,14 @@ def _table(spec: EncoderSpec, cache: ArrayCache) -> tuple[str, dict[str, np.ndar
     return namespace, _TABLES[table_key]
 
 
+def cached_texts(spec: EncoderSpec, cache: ArrayCache) -> set[str]:
+    """The texts whose embedding under ``spec`` (and its pool) the cache holds."""
+    return set(_table(spec, cache)[1])
+
+
 def embed_pools(
-    spec: EncoderSpec, texts: Sequence[str], pools: Sequence[str], cache: ArrayCache | None = None
+    spec: EncoderSpec, texts: Sequence[str], pools: Sequence[str], cache: ArrayCache | None = None,
+    bar: CostBar | None = None,
 ) -> dict[str, np.ndarray]:
     """Embeddings of ``texts`` under each pool of ``pools``, cached per text and pool.
 
@@ -213,14 +237,14 @@ def embed_pools(
     if cache is None:
         unique = sorted(set(texts))
         row = {t: i for i, t in enumerate(unique)}
-        encoded = _encode(spec, unique, tuple(specs))
+        encoded = _encode(spec, unique, tuple(specs), bar=bar)
         return {pool: encoded[pool][[row[t] for t in texts]] for pool in specs}
     tables = {pool: _table(s, cache) for pool, s in specs.items()}
     missing = {pool: sorted(set(texts) - table.keys()) for pool, (_, table) in tables.items()}
     todo = sorted({t for m in missing.values() for t in m})
     if todo:
         wanted = tuple(pool for pool, m in missing.items() if m)
-        encoded = _encode(spec, todo, wanted)
+        encoded = _encode(spec, todo, wanted, bar=bar)
         row = {t: i for i, t in enumerate(todo)}
         for pool in wanted:
             namespace, table = tables[pool]
@@ -248,6 +272,25 @@ class EncoderView:
         unknown = set(self.features) - set(FEATURE_KINDS)
         if unknown or not self.features:
             raise ValueError(f"unknown encoder features {sorted(unknown)}; choose from {FEATURE_KINDS}")
+
+
+def view_texts(
+    view: EncoderView, prompts: Sequence[str], answers: Sequence[str]
+) -> dict[str, tuple[tuple[str, ...], Sequence[str]]]:
+    """What one view embeds for (prompt, answer) pairs: name -> (pools, texts), one forward pass per name.
+
+    Prompts give the marked word's contextual embedding from the same pass when a feature needs it.
+    """
+    pool = view.spec.pool
+    out: dict[str, tuple[tuple[str, ...], Sequence[str]]] = {
+        "prompts": ((pool, "target") if any(k.startswith("target") for k in view.features) else (pool,), prompts),
+        "answers": ((pool,), answers),
+    }
+    if "joint" in view.features:
+        out["joint"] = ((pool,), [f"{p} {a}" for p, a in zip(prompts, answers, strict=True)])
+    if "word_cosine" in view.features:
+        out["words"] = ((pool,), [marked_word(p) for p in prompts])
+    return out
 
 
 class EncoderModel(FeatureModel):
@@ -283,15 +326,13 @@ class EncoderModel(FeatureModel):
     def answer_features(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         cols: list[np.ndarray] = []
         for view in self.views:
-            ea = self.embed(answers, view.spec)
-            if any(k.startswith("target") for k in view.features):  # one forward pass gives both pools
-                both = embed_pools(view.spec, prompts, (view.spec.pool, "target"), self.cache)
-                ep, et = both[view.spec.pool], both["target"]
-            else:
-                ep, et = self.embed(prompts, view.spec), None
+            emb = {name: embed_pools(view.spec, texts, pools, self.cache)
+                   for name, (pools, texts) in view_texts(view, prompts, answers).items()}
+            ea, ep = emb["answers"][view.spec.pool], emb["prompts"][view.spec.pool]
+            et = emb["prompts"].get("target")
             for kind in view.features:
                 if kind == "joint":
-                    cols.append(self.embed([f"{p} {a}" for p, a in zip(prompts, answers, strict=True)], view.spec))
+                    cols.append(emb["joint"][view.spec.pool])
                 elif kind == "product":
                     cols.append(ep * ea)
                 elif kind == "cosine":
@@ -303,9 +344,17 @@ class EncoderModel(FeatureModel):
                 elif kind == "target_cosine" and et is not None:
                     cols.append((et * ea).sum(1, keepdims=True))
                 elif kind == "word_cosine":
-                    ew = self.embed([marked_word(p) for p in prompts], view.spec)
-                    cols.append((ew * ea).sum(1, keepdims=True))
+                    cols.append((emb["words"][view.spec.pool] * ea).sum(1, keepdims=True))
         return np.concatenate(cols, axis=1).astype(np.float64)
+
+    def text_needs(self, items: Sequence[Item]) -> list[tuple[EncoderSpec, tuple[str, ...], list[str]]]:
+        """(encoder, pools, texts) that ``item_features`` and ``zero_shot`` embed for ``items``."""
+        prompts = [it.prompt for it in items]
+        pairs = [(prompts, [it.answer_a for it in items])]
+        if self.fmt == "pairwise":
+            pairs.append((prompts, [it.answer_b or "" for it in items]))
+        return [(view.spec, pools, list(texts)) for view in self.views for p, a in pairs
+                for pools, texts in view_texts(view, p, a).values()]
 
     def zero_shot(self, items):  # type: ignore[no-untyped-def]
         """Cosine rule of the first view: the answer closer to the prompt in embedding space is preferred."""

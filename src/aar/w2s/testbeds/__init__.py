@@ -19,41 +19,26 @@ from pydantic import BaseModel
 
 from aar.config import Settings, get_settings
 from aar.w2s.spec import ModelSpec
-from aar.w2s.testbeds.base import Format, Testbed, TestbedError, public_dir, salted_seed
+from aar.w2s.testbeds.base import Format, Item, Testbed, TestbedError, public_dir, salted_seed
 
 DEFAULT_TESTBED = "wordsense"
 
 # The embedded default pair. Weak: the packaged MiniLM truncated to its first layer. Strong: one head
-# over frozen MPNet-base features and the full MiniLM's features, including the contextual embedding
-# of the marked target word (word in context).
+# over frozen MPNet-base and full MiniLM features of the sentence, the definition and the marked word:
+# how close the definition is to the sentence, to the word in context (its contextual embedding) and
+# to the word alone. No "joint" (sentence + definition as one text) features: they were 60% of the
+# tokens MPNet embeds and added nothing once the word-level features are in (issue 20: on the stored
+# wordsense salt S - W went from 0.165 / 0.156 with joints to 0.169 / 0.161 without them).
+STRONG_VIEWS = [
+    {"name": name, "features": ["product", "cosine", "answer", "target_product", "target_cosine", "word_cosine"]}
+    for name in ("mpnet", "minilm")
+]
 ENCODER_WEAK = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine"]})
-ENCODER_STRONG = ModelSpec(
-    backend="encoder",
-    options={
-        "views": [
-            {"name": "mpnet", "features": ["joint", "product", "cosine", "answer"]},
-            {"name": "minilm", "features": ["joint", "product", "cosine", "target_product", "target_cosine"]},
-        ],
-        "C": 0.1,
-    },
-)
+ENCODER_STRONG = ModelSpec(backend="encoder", options={"views": STRONG_VIEWS, "C": 0.1})
 # Binary verification pair. Weak: the first MiniLM layer, with the marked word's contextual embedding
-# (it can tell a little whether a definition is about the word). Strong: MPNet and MiniLM features
-# including how close the definition is to the marked word out of context and in context.
+# (it can tell a little whether a definition is about the word). Strong: the same features as above.
 VERIFY_WEAK = ModelSpec(backend="encoder", options={"layers": 1, "features": ["product", "cosine", "target_cosine"]})
-VERIFY_STRONG = ModelSpec(
-    backend="encoder",
-    options={
-        "views": [
-            {"name": "mpnet", "features": ["product", "cosine", "answer", "target_cosine", "word_cosine"]},
-            {
-                "name": "minilm",
-                "features": ["joint", "product", "cosine", "target_product", "target_cosine", "word_cosine"],
-            },
-        ],
-        "C": 0.3,
-    },
-)
+VERIFY_STRONG = ModelSpec(backend="encoder", options={"views": STRONG_VIEWS, "C": 0.3})
 # The published setup for the real testbeds (needs a GPU and network).
 PAPER_WEAK = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen1.5-0.5B-Chat"})
 PAPER_STRONG = ModelSpec(backend="causal_lm", options={"model": "Qwen/Qwen3-4B-Base"})
@@ -87,9 +72,15 @@ class TestbedInfo(BaseModel):
 
 def _wordsense(fmt: Format, **options: Any) -> Callable[[str, int | None, Settings], Testbed]:
     def build(salt: str, max_items: int | None, settings: Settings) -> Testbed:
+        from aar.w2s.models.warm import warm_features
         from aar.w2s.testbeds.wordsense import build_wordsense
 
-        return build_wordsense(fmt, salt, cache_dir=settings.cache_dir, max_cases=max_items, **options)
+        models = default_models("wordsense" if fmt == "pairwise" else "wordsense-verify")
+
+        def warm(candidates: list[Item]) -> int:  # every feature either model needs, as one cold-path job
+            return warm_features([(spec, candidates) for spec in models], fmt, settings.cache_dir)
+
+        return build_wordsense(fmt, salt, cache_dir=settings.cache_dir, max_cases=max_items, warm=warm, **options)
 
     return build
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -346,6 +346,11 @@ def _binary_splits(
     return {s: to_split(c, f, "binary", rng, salt, m) for s, (c, f, m) in paired.items()}
 
 
+def _as_items(cands: Iterable[Candidate]) -> list[Item]:
+    """Candidates as unlabelled items (sentence, true definition, distractor if chosen), for ``warm``."""
+    return [Item("", c.context, c.true_def, c.distractor or None) for c in cands]
+
+
 def salted_rng(salt: str, purpose: str) -> np.random.Generator:
     """A generator seeded by the secret salt and a purpose string (independent streams per purpose)."""
     return np.random.default_rng(salted_seed(f"{salt}|{purpose}"))
@@ -361,6 +366,7 @@ def build_wordsense(
     drop: dict[str, float] | None = None,
     sizes: dict[str, int] | None = None,
     ood_size: int = OOD_SIZE,
+    warm: Callable[[list[Item]], object] | None = None,
 ) -> Testbed:
     """Build the word-sense testbed in ``fmt`` (pairwise choice or binary verification).
 
@@ -368,28 +374,35 @@ def build_wordsense(
     ``filter_encoder`` is the strong encoder whose zero-shot cosine rule the adversarial filter works
     against; ``drop`` the share of items it removes per group. ``max_cases`` caps the candidate pool
     per group (small builds for tests); ``sizes`` overrides the ``test_id`` / ``weak_train`` sizes.
+    ``warm`` is given, before anything is embedded, every candidate the build will embed (pairwise:
+    all, for the filter; binary: those dealt to a split), so the cold path runs as one job
+    (``aar.w2s.models.warm``).
     """
     rates = {**DROP, **(drop or {})}
     cache = ArrayCache(cache_dir) if cache_dir else None
     root = wordnet_dir()
+    rngs = {group: salted_rng(salt, f"pool-{group}") for group in ("id", "ood")}
     pools: dict[str, list[Candidate]] = {}
     for group, poses in (("id", ID_POS), ("ood", OOD_POS)):
-        rng = salted_rng(salt, f"pool-{group}")
         cands = [c for pos in poses for c in collect_candidates(pos, root)]
         if max_cases is not None:
-            cands = [cands[i] for i in sorted(rng.permutation(len(cands))[:max_cases])]
-        if fmt == "pairwise":
-            cands = choose_distractors(cands, rng)
-            cands = adversarial_filter(cands, rng, cache, filter_encoder, rates[group], WEAK_BIAS[group])
-            pools[group] = balance_priors(cands, rng)
-        else:
-            pools[group] = cands  # false candidates are paired after the split (``_binary_splits``)
+            cands = [cands[i] for i in sorted(rngs[group].permutation(len(cands))[:max_cases])]
+        # binary: false candidates are paired after the split (``_binary_splits``), with true definitions
+        pools[group] = choose_distractors(cands, rngs[group]) if fmt == "pairwise" else cands
+    if fmt == "pairwise":
+        if warm is not None:  # the filter needs the strong encoder on every candidate
+            warm(_as_items(c for cands in pools.values() for c in cands))
+        for group, cands in pools.items():
+            kept = adversarial_filter(cands, rngs[group], cache, filter_encoder, rates[group], WEAK_BIAS[group])
+            pools[group] = balance_priors(kept, rngs[group])
     rng = salted_rng(salt, "splits")
     n_id = len(pools["id"])
     full_sizes = SIZES if fmt == "pairwise" else VERIFY_SIZES
     want = sizes or (full_sizes if max_cases is None else {"test_id": int(0.3 * n_id), "weak_train": int(0.15 * n_id)})
     assigned = split_by_word(pools["id"], want, "strong_train", rng)
     assigned["test_ood"] = split_by_word(pools["ood"], {"test_ood": ood_size}, None, rng)["test_ood"]
+    if fmt == "binary" and warm is not None:  # only what the splits use; distractors are true definitions
+        warm(_as_items(c for cands in assigned.values() for c in cands))
     if fmt == "pairwise":
         built = {s: to_split(*level_flags(cands, rng), fmt, rng, salt) for s, cands in assigned.items()}
     else:
