@@ -30,7 +30,7 @@ from aar.w2s.models.encoder import ENCODE_STATS, EncoderSpec
 from aar.w2s.models.runtime import RUNTIME_ENV
 from aar.w2s.models.warm import warm_features
 from aar.w2s.testbeds import build_testbed, default_models
-from aar.w2s.testbeds.base import Item, Testbed
+from aar.w2s.testbeds.base import Format, Item, Testbed
 
 RUNTIMES = ("torch", "onnx-int8")
 
@@ -73,7 +73,7 @@ STRONG_BEFORE = ModelSpec(backend="encoder", options={"C": 0.1, "views": [
 ]})
 
 
-def cold_path(items: list[Item], before: bool, fmt: str) -> tuple[int, float]:
+def cold_path(items: list[Item], before: bool, fmt: Format) -> tuple[int, float]:
     """(texts encoded, seconds) for the strong model's features from an empty cache, before or today."""
     original = encoder.embed_pools
 
@@ -86,7 +86,7 @@ def cold_path(items: list[Item], before: bool, fmt: str) -> tuple[int, float]:
         with tempfile.TemporaryDirectory() as tmp:
             if before:
                 encoder.embed_pools = one_pass_per_pool  # mean and target pools were encoded apart
-                build_model(STRONG_BEFORE, fmt, Path(tmp)).item_features(items)  # type: ignore[arg-type]
+                build_model(STRONG_BEFORE, fmt, Path(tmp)).item_features(items)  # type: ignore[attr-defined]
             else:
                 warm_features([(default_models("wordsense")[1], items)], fmt, Path(tmp))
     finally:
