@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from aar.config import Settings
+from aar.labels.store import load_labelled
 from aar.w2s.models import ModelSpec, build_model, encoder
 from aar.w2s.models.encoder import ENCODE_STATS, EncoderSpec
 from aar.w2s.models.runtime import RUNTIME_ENV
@@ -96,25 +97,50 @@ def cold_path(items: list[Item], before: bool, fmt: Format) -> tuple[int, float]
     return spent.texts, spent.seconds
 
 
-def downstream(tb: Testbed, cache_dir: Path) -> dict:
-    """Test accuracy of the strong model's head on float32 vs int8 features, with a paired SE over items."""
-    correct = {}
-    for runtime in RUNTIMES:
-        os.environ[RUNTIME_ENV] = runtime
-        try:
-            model = build_model(default_models("wordsense")[1], tb.format, cache_dir)
-            train = tb.splits["strong_train"]
-            model.fit(train.items, train.require_labels().astype(float), seed=0)
-            hits = []
-            for split in ("test_id", "test_ood"):
-                p = model.predict_proba(tb.splits[split].items)
-                hits.append((p > 0.5) == (tb.splits[split].require_labels() == 1))
-            correct[runtime] = np.concatenate(hits).astype(float)
-        finally:
-            del os.environ[RUNTIME_ENV]
-    diff = correct["onnx-int8"] - correct["torch"]
-    return {"n": len(diff), "acc": {r: c.mean() for r, c in correct.items()},
-            "diff": diff.mean(), "se": diff.std(ddof=1) / np.sqrt(len(diff)), "changed": int((diff != 0).sum())}
+def card_correct(tb: Testbed, cache_dir: Path, runtime: str) -> dict[str, dict[str, np.ndarray]]:
+    """Per test part, item correctness of the card's quantities under one runtime's features: W (weak
+    model trained on ``weak_train``), S (strong on ``strong_train`` ground truth), vanilla (strong on
+    the weak model's hard labels) and the strong model's zero-shot rule."""
+    os.environ[RUNTIME_ENV] = runtime
+    try:
+        weak_spec, strong_spec = default_models("wordsense-verify" if tb.format == "binary" else "wordsense")
+        ws, train = tb.splits["weak_train"], tb.splits["strong_train"]
+        weak = build_model(weak_spec, tb.format, cache_dir).fit(ws.items, ws.require_labels().astype(float), seed=0)
+        ceiling = build_model(strong_spec, tb.format, cache_dir).fit(
+            train.items, train.require_labels().astype(float), seed=0)
+        vanilla = build_model(strong_spec, tb.format, cache_dir).fit(
+            train.items, (weak.predict_proba(train.items) > 0.5).astype(float), seed=0)
+        out = {}
+        for part, split in (("id", tb.splits["test_id"]), ("ood", tb.splits["test_ood"])):
+            y = split.require_labels() == 1
+            out[part] = {
+                "W": (weak.predict_proba(split.items) > 0.5) == y,
+                "S": (ceiling.predict_proba(split.items) > 0.5) == y,
+                "vanilla": (vanilla.predict_proba(split.items) > 0.5) == y,
+                "zeroshot": (ceiling.zero_shot(split.items) > 0.5) == y,
+            }
+        return out
+    finally:
+        del os.environ[RUNTIME_ENV]
+
+
+def report_downstream(tb: Testbed, cache_dir: Path) -> None:
+    """The card's numbers on the same items with float32 vs int8 features; differences with paired SEs."""
+    got = {r: card_correct(tb, cache_dir, r) for r in RUNTIMES}
+    print(f"\ndownstream: the card's numbers on the same items ({len(tb.splits['test_id'])} ID / "
+          f"{len(tb.splits['test_ood'])} OOD test items), float32 vs int8 features (paired SE over items)")
+    print("{:5} {:9} {:>10} {:>10} {:>18}".format("part", "quantity", "torch fp32", "onnx int8", "int8 - fp32"))
+    for part in ("id", "ood"):
+        pgr = {}
+        for q in ("W", "S", "vanilla", "zeroshot"):
+            a, b = (got[r][part][q].astype(float) for r in RUNTIMES)
+            d, se = b - a, (b - a).std(ddof=1) / np.sqrt(len(a))
+            print(f"{part:5} {q:9} {a.mean():10.4f} {b.mean():10.4f} {d.mean():+9.4f} ± {se:.4f}")
+        for r in RUNTIMES:
+            c = {q: got[r][part][q].mean() for q in ("W", "S", "vanilla", "zeroshot")}
+            pgr[r] = {q: (c[q] - c["W"]) / (c["S"] - c["W"]) for q in ("vanilla", "zeroshot")}
+        print(f"{part:5} PGR      vanilla {pgr['torch']['vanilla']:.3f} -> {pgr['onnx-int8']['vanilla']:.3f}, "
+              f"zeroshot {pgr['torch']['zeroshot']:.3f} -> {pgr['onnx-int8']['zeroshot']:.3f}")
 
 
 def main() -> None:
@@ -125,8 +151,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cold-items", type=int, default=300)
     parser.add_argument("--sections", default="throughput,cold,downstream", help="which parts to run")
+    parser.add_argument("--prepared", metavar="NAME", help="downstream only, on this prepared testbed of --home "
+                        "(full size; its cache should hold both runtimes' features, or they are embedded)")
     args = parser.parse_args()
     os.environ.setdefault("AAR_HOME", str(args.home))  # the packaged MPNet and the exported models live here
+    if args.prepared:
+        report_downstream(load_labelled(args.prepared, Settings(home=args.home)), args.home / "cache")
+        return
 
     tb = build(args.home, args.max_items)
     items = [it for split in tb.splits.values() for it in split.items]
@@ -147,12 +178,7 @@ def main() -> None:
     if "cold" in sections:
         report_cold_path(tb, args.cold_items, args.rounds)
     if "downstream" in sections:
-        d = downstream(tb, args.home / "cache")
-        n_train = len(tb.splits["strong_train"].items)
-        print(f"\ndownstream: strong model head trained on strong_train ({n_train} items), "
-              f"tested on test_id + test_ood ({d['n']} items)")
-        print(f"  accuracy torch fp32 {d['acc']['torch']:.4f}, int8 {d['acc']['onnx-int8']:.4f}: "
-              f"difference {d['diff']:+.4f} ± {d['se']:.4f} (paired SE), {d['changed']} items changed")
+        report_downstream(tb, args.home / "cache")
 
 
 def report_throughput(sample: list[str], targets: list[str], rounds: int) -> None:

@@ -47,7 +47,7 @@ def test_lookup_in_wordnet_recovers_labels_so_wordnet_is_a_declared_label_source
 
 def test_rebuilding_without_the_salt_reproduces_no_item(small_home: Settings) -> None:
     stored = load_labelled("wordsense", small_home)
-    guess = build_wordsense("pairwise", "", cache_dir=small_home.cache_dir, max_cases=700)
+    guess = build_wordsense("pairwise", "", cache_dir=small_home.cache_dir, max_cases=1000)
     stored_ids = {i for s in stored.splits.values() for i in s.ids}
     assert not stored_ids & {i for s in guess.splits.values() for i in s.ids}
 

@@ -91,15 +91,16 @@ def entropy(
     from rich.table import Table
 
     from aar.analysis.diversity import entropy_curve, vendi_score
+    from aar.analysis.families import idea_encoder
     from aar.analysis.ideas import idea_starts, team_ideas
     from aar.cli import emit_json, out
     from aar.config import get_settings
-    from aar.w2s.models.encoder import EncoderSpec, embed_texts
+    from aar.w2s.models.encoder import embed_texts
 
     found = team_ideas(get_settings(), team)
     ideas = found.ideas
     points = entropy_curve(*idea_starts(ideas, found.worker_end), min_workers=min_workers)
-    vendi = vendi_score(embed_texts(EncoderSpec(name="minilm"), [i.description for i in ideas])) if ideas else 0.0
+    vendi = vendi_score(embed_texts(idea_encoder(), [i.description for i in ideas])) if ideas else 0.0
     if as_json:
         emit_json({"team": team, "ideas": len(ideas), "vendi": vendi, "points": [p.model_dump() for p in points]})
         return

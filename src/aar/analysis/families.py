@@ -22,12 +22,15 @@ import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from aar.hub.models import METHOD_FAMILIES
+
+if TYPE_CHECKING:
+    from aar.w2s.models.encoder import EncoderSpec
 
 #: What each family means: the offline classifier's centroids and the LLM classifier's prompt.
 DESCRIPTIONS: dict[str, tuple[str, ...]] = {
@@ -133,6 +136,14 @@ def keyword_hits(text: str) -> np.ndarray:
     return np.array([sum(bool(re.search(k, low)) for k in KEYWORDS[f]) for f in METHOD_FAMILIES], dtype=float)
 
 
+def idea_encoder() -> EncoderSpec:
+    """The encoder for idea texts (families, diversity): MiniLM in float32, as the classifier was
+    calibrated (keyword weight, ``bench_families``); idea texts are few, so int8's speed is moot."""
+    from aar.w2s.models.encoder import EncoderSpec
+
+    return EncoderSpec(name="minilm", runtime="torch")
+
+
 class OfflineClassifier:
     """MiniLM nearest centroid over :data:`DESCRIPTIONS`, plus ``keyword_weight`` per keyword hit."""
 
@@ -146,9 +157,9 @@ class OfflineClassifier:
         self._centroids: np.ndarray | None = None
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        from aar.w2s.models.encoder import EncoderSpec, embed_texts
+        from aar.w2s.models.encoder import embed_texts
 
-        return embed_texts(EncoderSpec(name="minilm"), list(texts), self.cache)
+        return embed_texts(idea_encoder(), list(texts), self.cache)
 
     def centroids(self) -> np.ndarray:
         if self._centroids is None:

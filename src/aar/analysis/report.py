@@ -274,6 +274,7 @@ def read_transfers(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
 def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: ComplexityJudge | None = None,
            folder_of: Callable[[Any], Path | None] | None = None, min_workers: int = 5) -> ReportData:
     """Read everything about a team launched from this AAR_HOME (see the module docstring)."""
+    from aar.analysis.families import idea_encoder
     from aar.analysis.ideas import team_ideas
     from aar.analysis.progress import final_report, released_se
     from aar.httpclient import ServiceError
@@ -281,7 +282,7 @@ def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: Complex
     from aar.orchestrator.supervisor import trajectory_of
     from aar.orchestrator.team import load_state, team_dir
     from aar.w2s.models.cache import ArrayCache
-    from aar.w2s.models.encoder import EncoderSpec, embed_texts
+    from aar.w2s.models.encoder import embed_texts
 
     state = load_state(settings, team)
     notes: list[str] = []
@@ -308,7 +309,7 @@ def gather(settings: Any, team: str, compare: Sequence[str] = (), judge: Complex
     if final is None and state.phase == "finalized":
         notes.append("the team is finalized but its finalize report is not in this AAR_HOME's eval store")
     ideas = found.ideas
-    embeddings = embed_texts(EncoderSpec(name="minilm"), [i.description for i in ideas],
+    embeddings = embed_texts(idea_encoder(), [i.description for i in ideas],
                              ArrayCache(settings.cache_dir)) if ideas else None
     others = {}
     for other in compare:

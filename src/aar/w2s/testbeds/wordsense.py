@@ -178,7 +178,7 @@ def adversarial_filter(
 
 
 MATCH_WINDOW, MATCH_PICK, NEAR_COPY = 10, 3, 0.8
-MATCH_ENCODER = EncoderSpec(name="minilm")
+MATCH_ENCODER = "minilm"  # an EncoderSpec is made at use, so it takes the runtime chosen then
 
 
 def _match_distance(ctx: np.ndarray, true: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -221,8 +221,9 @@ def pair_negatives(
         if not neg:
             continue
         group = [cands[i] for i in neg]
-        ctx = embed_texts(MATCH_ENCODER, [c.context for c in group], cache)
-        true = embed_texts(MATCH_ENCODER, [c.true_def for c in group], cache)
+        match = EncoderSpec(name=MATCH_ENCODER)
+        ctx = embed_texts(match, [c.context for c in group], cache)
+        true = embed_texts(match, [c.true_def for c in group], cache)
         lengths = np.array([len(c.true_def) for c in group])
         used = np.zeros(len(neg), dtype=bool)
         distance_from = _match_distance(ctx, true)
