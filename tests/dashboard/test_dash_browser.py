@@ -111,7 +111,8 @@ def test_launch_watch_read_stop(live: Live, dash: str, browser_page: object, tmp
     page.wait_for_function(  # type: ignore[attr-defined]
         "() => [...document.querySelectorAll('#workers-table td.subs')].some(td => td.textContent.trim() !== '0')",
         timeout=150_000)
-    assert page.locator("svg.plot polyline, svg.plot circle").count() > 0  # type: ignore[attr-defined]
+    # the plot draws released scores: it fills once a submission beats W by the minimum improvement
+    page.wait_for_selector("svg.plot polyline, svg.plot circle", state="attached", timeout=150_000)  # type: ignore[attr-defined]
     page.wait_for_selector("#leaderboard td strong")  # type: ignore[attr-defined]  # the eval server's board
     shot("03-submission-live")
 

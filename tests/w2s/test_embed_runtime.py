@@ -69,6 +69,20 @@ def _torch_reference(texts: list[str]) -> np.ndarray:
     return np.stack(rows)
 
 
+def test_int8_features_depend_on_batch_mates_and_float32_do_not(cache_root: Path) -> None:
+    """Why int8 is opt-in: dynamic quantisation scales by the batch's maximum, so a cached int8 row
+    depends on what it was batched with; float32 masks padding exactly."""
+    text, mates = TEXTS[0], [t * 3 for t in TEXTS[1:12]]
+    for runtime, tolerance in (("torch", 1e-6), ("onnx-int8", None)):
+        spec = EncoderSpec(name="minilm", runtime=runtime)
+        alone = encoder._encode_batches(spec, [text], ("mean",), cache_root)["mean"][0]
+        batched = encoder._encode_batches(spec, [text, *mates], ("mean",), cache_root)["mean"][0]
+        if tolerance:
+            np.testing.assert_allclose(alone, batched, atol=tolerance)
+        else:
+            assert 0.95 < float(alone @ batched) < 0.9999
+
+
 def test_float32_path_is_reachable_and_matches_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(RUNTIME_ENV, "torch")
     spec = EncoderSpec(name="minilm")
@@ -154,7 +168,7 @@ def test_cuda_is_the_default_only_where_a_device_is_seen(monkeypatch: pytest.Mon
     assert default_runtime() == "onnx-int8"
     monkeypatch.delenv(RUNTIME_ENV)
     monkeypatch.setattr(runtime, "cuda_available", lambda: False)
-    assert default_runtime() == "onnx-int8"
+    assert default_runtime() == "torch"
     spec = EncoderSpec(name="minilm", runtime="cuda-fp16")
     assert spec.cache_id()["runtime"] == "cuda-fp16"  # float16 GPU features never mix with CPU ones
     with pytest.raises(ValueError, match="needs a CUDA device"):

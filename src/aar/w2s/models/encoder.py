@@ -6,9 +6,9 @@ packaged encoder (see ``aar.w2s.models.packaged``); any other name is a local fo
 ``layers`` truncates the encoder to its first layers, which gives a genuinely weaker model of the
 same family. ``pool="target"`` embeds only the tokens of the word marked ``*like this*`` in a text
 (its contextual embedding), falling back to the whole text when nothing is marked. ``runtime``
-picks where the forward pass runs (``aar.w2s.models.runtime``): ``onnx-int8`` (default, about 1.6x
-the float32 speed on 2 CPU cores) or ``torch``, the float32 reference (``AAR_ENCODER_RUNTIME=torch``);
-each has its own cache keys.
+picks where the forward pass runs (``aar.w2s.models.runtime``): ``torch`` float32 (default on CPUs),
+``cuda-fp16`` (default where CUDA is seen) or ``onnx-int8`` (opt-in, ``AAR_ENCODER_RUNTIME=onnx-int8``:
+about 1.6x faster, but a text's features then depend on its batch mates); each has its own cache keys.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class EncoderSpec:
     max_length: int = 128
     batch_size: int = 64
     pool: str = "mean"  # "mean" over all tokens, or "target": the tokens of the *marked* word
-    runtime: str = field(default_factory=default_runtime)  # "onnx-int8" or "torch" (the float32 reference)
+    runtime: str = field(default_factory=default_runtime)  # "torch" (float32), "cuda-fp16" or "onnx-int8"
 
     def __post_init__(self) -> None:
         if self.pool not in ("mean", "target"):

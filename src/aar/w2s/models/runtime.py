@@ -1,13 +1,22 @@
-"""Where an encoder's forward pass runs: ONNX Runtime with int8 weights (default on CPUs), PyTorch
-float16 on a CUDA device (``cuda-fp16``, the default where one is present; batches of 512), or the
-PyTorch float32 reference on the CPU (``torch``).
+"""Where an encoder's forward pass runs: PyTorch float32 on the CPU (``torch``, the default), PyTorch
+float16 on a CUDA device (``cuda-fp16``, the default where one is present; batches of 512), or ONNX
+Runtime with int8 weights (``onnx-int8``, opt-in).
 
 ``onnx-int8`` exports the encoder once to ONNX (offline, from the same packaged weights), quantises
 its weight matrices dynamically to int8 and runs it with ONNX Runtime: on the project's 2-core AVX2
-CPUs 1.5-1.6x the texts per second of PyTorch float32 (MPNet 48 -> 77, MiniLM 345 -> 510 on a quiet
-machine). That is about the ceiling here: float32 already runs at roughly three quarters of the cores'
-FMA peak, and without VNNI the int8 kernels gain about 2x at best (ORT's transformer fusions added
-nothing measurable on top). The export is lazy, on first use, into ``AAR_HOME/cache/onnx/<key>/``
+CPUs 1.5-1.75x the texts per second of PyTorch float32 (MPNet 48 -> 77, MiniLM 345 -> 510). That is
+about the ceiling here: float32 already runs at roughly three quarters of the cores' FMA peak, and
+without VNNI the int8 kernels gain about 2x at best (ORT's transformer fusions added nothing).
+
+It stays opt-in because its features are not a function of the text alone: dynamic quantisation
+scales each activation tensor by its maximum over the whole batch, so a text's embedding depends on
+the texts it is batched with (cosine 0.993 between a text embedded alone and in a batch, measured on
+MiniLM). A content-addressed cache then keeps whichever value came first, and a testbed built from
+one salt on two machines can differ (its adversarial filter flips borderline items), which broke
+the reproducibility the salt promises. Batches of one text are deterministic but only 1.15x float32.
+Float32 (and float16 on a GPU) masks padding exactly, so batch mates change nothing beyond 1e-7.
+
+The export is lazy, on first use, into ``AAR_HOME/cache/onnx/<key>/``
 where ``key`` hashes the model files and every export setting; a folder is moved into place with its
 ``COMPLETE`` marker written last, so a crash or a racing process never leaves a half-written model.
 
@@ -46,7 +55,7 @@ import numpy as np
 from aar.w2s.models.cache import MARKER, content_key, move_into_place
 
 RUNTIMES = ("torch", "onnx-int8", "cuda-fp16")
-DEFAULT_RUNTIME = "onnx-int8"  # on CPUs; the built-in cards under int8 and float32 agree within their SEs
+DEFAULT_RUNTIME = "torch"  # on CPUs; onnx-int8 is faster but batch-dependent (see the module docstring)
 GPU_RUNTIME = "cuda-fp16"  # the default where PyTorch sees a CUDA device
 GPU_BATCH = 512
 RUNTIME_ENV = "AAR_ENCODER_RUNTIME"
@@ -66,8 +75,8 @@ def cuda_available() -> bool:
 
 
 def default_runtime() -> str:
-    """``AAR_ENCODER_RUNTIME`` if set (``torch`` for the float32 reference), else ``cuda-fp16`` where
-    PyTorch sees a CUDA device, else ``onnx-int8``."""
+    """``AAR_ENCODER_RUNTIME`` if set (``onnx-int8`` opts in to int8), else ``cuda-fp16`` where PyTorch
+    sees a CUDA device, else ``torch`` (float32)."""
     value = os.environ.get(RUNTIME_ENV, "") or (GPU_RUNTIME if cuda_available() else DEFAULT_RUNTIME)
     if value not in RUNTIMES:
         raise ValueError(f"{RUNTIME_ENV} must be one of {RUNTIMES}, not {value!r}")
