@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import KeysView, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -218,9 +218,9 @@ def _table(spec: EncoderSpec, cache: ArrayCache) -> tuple[str, dict[str, np.ndar
     return namespace, _TABLES[table_key]
 
 
-def cached_texts(spec: EncoderSpec, cache: ArrayCache) -> set[str]:
-    """The texts whose embedding under ``spec`` (and its pool) the cache holds."""
-    return set(_table(spec, cache)[1])
+def cached_texts(spec: EncoderSpec, cache: ArrayCache) -> KeysView[str]:
+    """The texts whose embedding under ``spec`` (and its pool) the cache holds (a live view, not a copy)."""
+    return _table(spec, cache)[1].keys()
 
 
 def embed_pools(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,9 @@ class _Job:
     spec: EncoderSpec
     pools: dict[str, set[str]]  # pool -> texts the cache lacks under it
 
-    @property
+    @cached_property
     def texts(self) -> list[str]:
+        """Every text this job embeds, once (read only after ``plan`` has settled ``pools``)."""
         return sorted(set().union(*self.pools.values()))
 
     def passes(self, size: int = CHUNK) -> list[tuple[tuple[str, ...], list[str]]]:
@@ -109,9 +110,8 @@ def warm_features(jobs: Sequence[tuple[ModelSpec, Sequence[Item]]], fmt: Format,
     todo = plan(jobs, fmt, cache)
     if not todo:
         return 0
-    texts = {id(job): job.texts for job in todo}
-    total = sum(text_cost(job.spec, texts[id(job)]) for job in todo)
-    n = sum(len(t) for t in texts.values())
+    total = sum(text_cost(job.spec, job.texts) for job in todo)
+    n = sum(len(job.texts) for job in todo)
     encoders = ", ".join(job.label() for job in todo)
     with progress_bar(f"embedding {n:,} texts ({encoders})", total, counted=False) as bar:
         shared = CostBar(bar)
