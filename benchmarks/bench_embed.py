@@ -103,7 +103,7 @@ def card_correct(tb: Testbed, cache_dir: Path, runtime: str) -> dict[str, dict[s
     the weak model's hard labels) and the strong model's zero-shot rule."""
     os.environ[RUNTIME_ENV] = runtime
     try:
-        weak_spec, strong_spec = default_models("wordsense-verify" if tb.format == "binary" else "wordsense")
+        weak_spec, strong_spec = default_models(tb.name)
         ws, train = tb.splits["weak_train"], tb.splits["strong_train"]
         weak = build_model(weak_spec, tb.format, cache_dir).fit(ws.items, ws.require_labels().astype(float), seed=0)
         ceiling = build_model(strong_spec, tb.format, cache_dir).fit(

@@ -15,8 +15,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def small_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """An AAR_HOME with a small prepared ``wordsense`` testbed (1,000 candidates per pool, a fixed salt)."""
+def small_cases() -> int:
+    """Candidates per pool of the small test ``wordsense`` (a rebuild must use the same number)."""
+    return 1000
+
+
+@pytest.fixture(scope="session")
+def small_home(tmp_path_factory: pytest.TempPathFactory, small_cases: int) -> Settings:
+    """An AAR_HOME with a small prepared ``wordsense`` testbed (``small_cases`` per pool, a fixed salt)."""
     from aar.labels.prepare import prepare_testbed
 
     settings = Settings(home=tmp_path_factory.mktemp("aar_home"))
@@ -24,7 +30,7 @@ def small_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if shared:
         Path(shared).mkdir(parents=True, exist_ok=True)
         settings.cache_dir.symlink_to(Path(shared).resolve(), target_is_directory=True)
-    prepare_testbed("wordsense", max_items=1000, settings=settings, salt="test-salt")
+    prepare_testbed("wordsense", max_items=small_cases, settings=settings, salt="test-salt")
     return settings
 
 

@@ -45,9 +45,9 @@ def test_lookup_in_wordnet_recovers_labels_so_wordnet_is_a_declared_label_source
     assert "/usr/share/wordnet" in label_sources("wordsense-verify", small_home)
 
 
-def test_rebuilding_without_the_salt_reproduces_no_item(small_home: Settings) -> None:
+def test_rebuilding_without_the_salt_reproduces_no_item(small_home: Settings, small_cases: int) -> None:
     stored = load_labelled("wordsense", small_home)
-    guess = build_wordsense("pairwise", "", cache_dir=small_home.cache_dir, max_cases=1000)
+    guess = build_wordsense("pairwise", "", cache_dir=small_home.cache_dir, max_cases=small_cases)
     stored_ids = {i for s in stored.splits.values() for i in s.ids}
     assert not stored_ids & {i for s in guess.splits.values() for i in s.ids}
 

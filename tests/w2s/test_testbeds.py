@@ -102,12 +102,12 @@ def test_length_is_not_a_shortcut(small_home: Settings) -> None:
     assert abs(np.mean(pooled) - 0.5) < 0.02
 
 
-def test_the_salt_fixes_the_build_and_another_salt_changes_it(small_home: Settings) -> None:
+def test_the_salt_fixes_the_build_and_another_salt_changes_it(small_home: Settings, small_cases: int) -> None:
     stored = load_labelled("wordsense", small_home)
-    same = build_wordsense("pairwise", "test-salt", cache_dir=small_home.cache_dir, max_cases=1000)
+    same = build_wordsense("pairwise", "test-salt", cache_dir=small_home.cache_dir, max_cases=small_cases)
     assert same["test_id"].ids == stored["test_id"].ids
     assert (same["test_id"].labels == stored["test_id"].labels).all()
-    other = build_wordsense("pairwise", "another-salt", cache_dir=small_home.cache_dir, max_cases=1000)
+    other = build_wordsense("pairwise", "another-salt", cache_dir=small_home.cache_dir, max_cases=small_cases)
     assert not set(other["test_id"].ids) & {i for s in SPLITS for i in stored[s].ids}
 
 

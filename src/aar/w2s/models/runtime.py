@@ -4,7 +4,7 @@ Runtime with int8 weights (``onnx-int8``, opt-in).
 
 ``onnx-int8`` exports the encoder once to ONNX (offline, from the same packaged weights), quantises
 its weight matrices dynamically to int8 and runs it with ONNX Runtime: on the project's 2-core AVX2
-CPUs 1.5-1.75x the texts per second of PyTorch float32 (MPNet 48 -> 77, MiniLM 345 -> 510). That is
+CPUs 1.5-1.6x the texts per second of PyTorch float32 (MPNet 48 -> 77, MiniLM 345 -> 510). That is
 about the ceiling here: float32 already runs at roughly three quarters of the cores' FMA peak, and
 without VNNI the int8 kernels gain about 2x at best (ORT's transformer fusions added nothing).
 

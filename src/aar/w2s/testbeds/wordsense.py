@@ -216,12 +216,12 @@ def pair_negatives(
     """
     out = list(cands)
     matched = np.ones(len(cands), dtype=bool)
+    match = EncoderSpec(name=MATCH_ENCODER)
     for pos in sorted({c.pos for c in cands}):
         neg = [i for i, c in enumerate(cands) if c.pos == pos and flags[i] == 0]
         if not neg:
             continue
         group = [cands[i] for i in neg]
-        match = EncoderSpec(name=MATCH_ENCODER)
         ctx = embed_texts(match, [c.context for c in group], cache)
         true = embed_texts(match, [c.true_def for c in group], cache)
         lengths = np.array([len(c.true_def) for c in group])
