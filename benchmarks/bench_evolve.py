@@ -1,9 +1,10 @@
 """One ``evolve`` worker against live services for N minutes on the default testbed: does it beat the best
-shipped baseline on the **private** half by at least 2 paired SE, and how soon?
+shipped baseline on the **private** half by at least 2 paired SE, how soon, and what share of the headroom up to
+the sealed reference method (stored by ``aar baselines --reference``) does its selected submission recover?
 
 Needs an AAR_HOME with the default testbed prepared and its baselines stored (``aar testbed prepare``,
-``aar baselines``: it stores every baseline method's predictions). Starts the eval server and hub on
-loopback, runs the worker in bwrap, then scores (trusted side, the eval server's own code) every
+``aar baselines --reference``: every baseline method's predictions and the reference's). Starts the eval server
+and hub on loopback, runs the worker in bwrap, then scores (trusted side, the eval server's own code) every
 submission on the never-published private half: each candidate's recipe re-run in this process on a
 fresh-id view of the private items, against the stored baselines with the paired SE of the difference.
 The selected submission is the one finalize picks (best true public score), as for a real team, and it
@@ -46,7 +47,7 @@ def main() -> None:
     from aar.evalserver.app import create_app as eval_app
     from aar.evalserver.labels import load_labels
     from aar.evalserver.models import BaselineComparison
-    from aar.evalserver.scoring import compare_with_best_baseline
+    from aar.evalserver.scoring import compare_with_best_baseline, headroom_recovered
     from aar.hub.app import HubConfig
     from aar.hub.app import create_app as hub_app
     from aar.labels.replay import build_view, replay_finalists
@@ -113,6 +114,17 @@ def main() -> None:
             assert c is not None
             print(f"\nselected submission vs {c.baseline}"
                   f"{' (best weak-label baseline)' if among else ' (best baseline)'}: {line(c)}")
+        room = headroom_recovered(tl, probs_of(chosen.data["candidate"]))
+        if room is None:
+            print("share of the headroom: no sealed reference stored (run `aar baselines --reference`)")
+        else:
+            shares = ", ".join(f"{p} " + ("n/a (no headroom)" if share is None else f"{share:.2f} ± {se:.2f}")
+                               for p, (_, share, se) in room.items())
+            print(f"selected submission's share of the headroom ({room['combined'][0]} -> sealed reference), "
+                  f"private half: {shares}")
+    if tl.reference_correct is not None:
+        print("sealed reference, private half (PGR): " + "  ".join(
+            f"{p} {pgr_of(tl, tl.reference_correct, p):.3f}" for p in ("id", "ood", "combined")))
     print("first submission >= 2 paired SE above the best baseline: "
           + (f"{first_win:.1f} min" if first_win is not None else "none"))
     shutil.rmtree(home, ignore_errors=True)

@@ -62,6 +62,13 @@ def test_package_imports_nothing_forbidden(target: str) -> None:
     assert not bad, "\n".join(bad)
 
 
+def test_only_the_baselines_runner_imports_the_sealed_reference() -> None:
+    """The sealed reference (``aar.labels.sealed``) is masked in every sandbox: nothing a worker runs may need it."""
+    users = sorted(str(f.relative_to(SRC)) for f in SRC.rglob("*.py")
+                   if "sealed" not in f.parts and any(m.startswith("aar.labels.sealed") for m in imported_modules(f)))
+    assert users == ["labels/baselines.py"]
+
+
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     """Control: a function-level import of the label side is found."""
     fake = tmp_path / "aar" / "w2s" / "probe.py"

@@ -103,6 +103,8 @@ def baselines(
     testbed: Annotated[str | None, typer.Option(help="Testbed name; the default testbed when omitted.")] = None,
     methods: Annotated[str | None, typer.Option(help="Comma-separated method names (default: all that apply).")] = None,
     seeds: Annotated[int, typer.Option(min=1, max=20, help="Number of seeds.")] = 3,
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="Also run the sealed reference method and write the room criteria into the card.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train and evaluate baseline methods with labels (trusted admin side) and store W and S."""
@@ -114,7 +116,7 @@ def baselines(
 
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     before = replace(ENCODE_STATS)
-    report = run_baselines(testbed, methods=names, seeds=seeds, progress=not as_json)
+    report = run_baselines(testbed, methods=names, seeds=seeds, progress=not as_json, reference=reference)
     if as_json:
         emit_json(report)
     else:

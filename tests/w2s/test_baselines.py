@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from aar.cli import app
@@ -23,15 +24,16 @@ runner = CliRunner()
 
 
 def test_baselines_json_contract_and_stored_references(home_env: Path, small_home: Settings) -> None:
-    result = runner.invoke(app, ["baselines", "--testbed", "wordsense", "--seeds", "2", "--json"])
+    result = runner.invoke(app, ["baselines", "--testbed", "wordsense", "--seeds", "2", "--reference", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["testbed"] == "wordsense" and data["seeds"] == 2
     assert set(data["weak"]["acc"]) >= {"id", "ood"} and set(data["ceiling"]["acc"]) >= {"id", "ood"}
     names = [m["name"] for m in data["methods"]]
-    assert {"weak", "ceiling", "vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot"} <= set(
-        names
-    )
+    assert {"weak", "ceiling", "vanilla", "vanilla_soft", "confident", "logconf", "zeroshot", "ue_zeroshot",
+            "weak_zeroshot_mix"} <= set(names)
+    assert "reference" not in names and data["reference"]["name"] == "reference"  # never a baseline row
+    assert set(data["reference"]["pgr"]) == {"id", "ood", "combined"}
     for m in data["methods"]:
         assert set(m) >= {"name", "acc", "pgr", "se"}
         assert set(m["pgr"]) == {"id", "ood", "combined"}
@@ -46,6 +48,19 @@ def test_baselines_json_contract_and_stored_references(home_env: Path, small_hom
     assert abs(w_mean - report.weak.acc.id) < 1e-9
     card = load_card("wordsense", small_home)
     assert any(c.name == "vanilla PGR (ood)" for c in card.criteria)
+    # The reference's predictions are stored apart from the baselines (finalize compares teams with those), in
+    # both worlds, and the card measures the room on the private half.
+    assert "reference" not in preds.methods and len(preds.reference) == 2
+    assert len(preds.runs("reference", "private")) == 2
+    for part, (best, ref, lead) in zip(("id", "ood"), np.reshape(card.room, (2, 3)), strict=True):
+        name = best.name.rsplit(": ", 1)[1]  # the best baseline on this part's private half
+        assert best.name == f"best shipped baseline PGR, private half ({part}): {name}"
+        assert ref.name == f"reference PGR, private half ({part})" and ref.value is not None
+        assert lead.name == f"reference - {name}, private half ({part})"
+        assert lead.value == pytest.approx(ref.value - best.value)
+    shown = card.to_markdown()
+    assert "## Room above the baselines" in shown and "reference PGR, private half (ood)" in shown
+    assert "Not measured: run `aar baselines --reference`" in card.model_copy(update={"room": []}).to_markdown()
 
 
 def test_methods_see_no_hidden_labels(small_home: Settings) -> None:
@@ -57,7 +72,6 @@ def test_methods_see_no_hidden_labels(small_home: Settings) -> None:
     assert len(out.test_probs["test_id"]) == len(tb["test_id"])
     assert tb["strong_train"].labels is None and "weak_train" not in tb.splits
     assert np.array_equal(run_method("weak", ctx).test_probs["test_id"], tb["test_id"].weak)
-    import pytest
 
     from aar.w2s.methods import MethodNotApplicable
 
@@ -151,3 +165,14 @@ def test_the_cold_path_counts_only_texts_the_cache_did_not_have(tmp_path: Path) 
     embed_texts(spec, texts[::-1], cache)
     assert ENCODE_STATS.since(before).texts == 0
     assert ENCODE_STATS.since(before).summary() == "cold path: every embedding came from the cache"
+
+
+def test_weak_zeroshot_mix_adds_the_zero_shot_rank_to_the_weak_logit(small_home: Settings) -> None:
+    from aar.w2s.methods.elicitation import ZEROSHOT_MIX_WEIGHT, logit
+
+    ctx = make_context(load_testbed("wordsense", small_home), ModelSpec(backend="encoder", options={}), 0, small_home)
+    mix, weak, zs = (run_method(m, ctx).test_probs for m in ("weak_zeroshot_mix", "weak", "zeroshot"))
+    for s in ("test_id", "test_ood"):
+        assert np.allclose(logit(mix[s]), logit(weak[s]) + ZEROSHOT_MIX_WEIGHT * (zs[s] - 0.5), atol=1e-6)
+        # the mix follows zero-shot only where its rank outweighs the weak model's confidence
+        assert 0 < ((mix[s] > 0.5) != (weak[s] > 0.5)).mean() < ((zs[s] > 0.5) != (weak[s] > 0.5)).mean()

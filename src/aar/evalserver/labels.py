@@ -57,6 +57,7 @@ class TestbedLabels:
     ceiling_correct: np.ndarray | None = None
     weak_hard: np.ndarray | None = None
     method_correct: dict[str, np.ndarray] = field(default_factory=dict)  # shipped baselines, mean over seeds
+    reference_correct: np.ndarray | None = None  # the sealed reference method (``aar baselines --reference``)
     baseline_problem: str | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -177,5 +178,7 @@ def _set_refs(tl: TestbedLabels, preds: BaselinePredictions) -> None:
         if len(preds.runs(name, "private")) == len(preds.runs(name)) and (c := item_correct(name)) is not None:
             tl.method_correct[name] = c
     tl.weak_correct, tl.ceiling_correct = item_correct("weak"), item_correct("ceiling")
+    if preds.reference and len(preds.runs("reference", "private")) == len(preds.reference):
+        tl.reference_correct = item_correct("reference")
     weak = np.array([[p[i] for i in tl.ids] for p in preds.weak], dtype=np.float64)
     tl.weak_hard = np.sign(weak.mean(axis=0) - 0.5).astype(np.int8)

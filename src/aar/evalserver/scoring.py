@@ -18,7 +18,7 @@ import numpy as np
 from aar.evalserver.labels import PARTS, TestbedLabels
 from aar.evalserver.models import BaselineComparison, PartValues, Scores
 from aar.evalserver.models import Reference as ReferenceModel
-from aar.w2s.scoring import bootstrap_mean_se, bootstrap_se, correctness, pgr
+from aar.w2s.scoring import bootstrap_mean_se, bootstrap_se, correctness, headroom_share, pgr
 
 NO_GAP = "the ceiling S does not beat the weak model W on these items, so PGR is undefined"
 
@@ -109,3 +109,23 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
         se[p] = round(bootstrap_mean_se(delta, n_boot, seed) / gap, 4)
     return BaselineComparison(baseline=best, baseline_pgr=PartValues(**base), diff=PartValues(**diff),
                               paired_se=PartValues(**se))
+
+
+def headroom_recovered(tl: TestbedLabels, probs: np.ndarray, visibility: str = "private"
+                       ) -> dict[str, tuple[str, float | None, float | None]] | None:
+    """Per part: the best stored baseline (by combined PGR on ``visibility``) and the share of the headroom between
+    it and the sealed reference that ``probs`` recovers, with its paired SE (``aar.w2s.scoring.headroom_share``).
+    None when the reference was not stored (``aar baselines --reference``)."""
+    if tl.reference_correct is None or not tl.method_correct:
+        return None
+    combined = tl.part(visibility, "combined")
+    if np.isnan(probs[combined]).any():
+        raise ValueError(f"no predictions for the {visibility} items of testbed {tl.name!r}")
+    mine = item_correctness(tl, probs)
+    best = max(tl.method_correct, key=lambda m: tl.method_correct[m][combined].mean())
+    out = {}
+    for p in PARTS:
+        idx = tl.part(visibility, p)
+        share, se = headroom_share(mine[idx], tl.method_correct[best][idx], tl.reference_correct[idx])
+        out[p] = (best, share, se)
+    return out

@@ -19,6 +19,8 @@ from aar.labels.criteria import record_criteria
 from aar.labels.power import private_half_power
 from aar.labels.prepare import prepare_testbed
 from aar.labels.references import BaselinePredictions, save_baselines
+from aar.labels.room import REFERENCE, private_half_room
+from aar.labels.sealed import reference_method
 from aar.labels.store import load_labelled
 from aar.labels.worlds import private_worlds, world_testbed
 from aar.w2s.experiment import make_context, run_method
@@ -46,6 +48,7 @@ DEFAULT_METHODS = (
     "logconf",
     "zeroshot",
     "ue_zeroshot",
+    "weak_zeroshot_mix",
     "critic",
 )
 
@@ -65,11 +68,14 @@ def run_baselines(
     progress: bool = True,
     settings: Settings | None = None,
     strong: ModelSpec | None = None,
+    reference: bool = False,
 ) -> BaselineReport:
     """Run methods over ``seeds`` seeds with labels, store W and S, and return the report.
 
     The weak model is the one the testbed published at prepare time (its spec is in the testbed's
-    metadata); ``strong`` overrides the testbed's default strong model.
+    metadata); ``strong`` overrides the testbed's default strong model. ``reference`` also runs the
+    sealed reference method (:mod:`aar.labels.sealed`) in every world: the report and the card then show
+    the testbed's room above the best baseline (:mod:`aar.labels.room`).
     """
     settings = settings or get_settings()
     name = testbed or DEFAULT_TESTBED
@@ -83,6 +89,8 @@ def run_baselines(
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
     order = ["weak", "ceiling"] + [m for m in wanted if m not in ("weak", "ceiling")]
+    if reference:
+        order.append(REFERENCE)
     worlds = [tb, *(world_testbed(tb, w) for w in private_worlds(name, settings))]  # the public one first
     runs: list[dict[str, list[dict[str, np.ndarray]]]] = [{m: [] for m in order} for _ in worlds]
     seconds: dict[str, float] = dict.fromkeys(order, 0.0)  # in the public world: what an agent's run costs
@@ -103,7 +111,10 @@ def run_baselines(
                     t0 = time.perf_counter()
                     if m not in skipped:
                         try:
-                            preds[m].append(run_method(m, trusted_ctx if m == "ceiling" else ctx).test_probs)
+                            if m == REFERENCE:
+                                preds[m].append(reference_method(ctx).test_probs)
+                            else:
+                                preds[m].append(run_method(m, trusted_ctx if m == "ceiling" else ctx).test_probs)
                         except MethodNotApplicable as exc:
                             skipped[m] = f"{exc} ({where})"
                     if w == 0:
@@ -120,11 +131,14 @@ def run_baselines(
             for merged, run in zip(private_world[m], per_seed, strict=True):
                 merged.update(run)
     stored = BaselinePredictions(testbed=name, weak=public_world.pop("weak"), ceiling=public_world.pop("ceiling"),
-                                 methods=public_world, private_world=private_world)
+                                 reference=public_world.pop(REFERENCE, []), methods=public_world,
+                                 private_world=private_world)
     save_baselines(report, stored, settings)
     ids = {s: tb[s].ids for s in TEST_SPLITS}
     labels = {i: int(y) for s in TEST_SPLITS for i, y in zip(ids[s], tb[s].require_labels(), strict=True)}
-    record_criteria(report, private_half_power(report, private_world, labels, ids, settings), settings)
+    power = private_half_power(report, private_world, labels, ids, settings)
+    room = private_half_room(report, private_world, labels, ids, settings) if report.reference else None
+    record_criteria(report, power, settings, room)
     return report
 
 
@@ -203,12 +217,15 @@ def score_runs(
             )
         )
     item_correct = {m: {s: np.mean(correct[m][s], axis=0) for s in TEST_SPLITS} for m in correct}
+    ref = next((m for m in methods if m.name == REFERENCE), None)
+    methods = [m for m in methods if m.name != REFERENCE]
     report = BaselineReport(
         testbed=tb.name,
         seeds=seeds,
         weak=ModelAcc(acc=SplitAcc(**w_acc), se=SE(acc=SplitAcc(**w_se))),
         ceiling=ModelAcc(acc=SplitAcc(**s_acc), se=SE(acc=SplitAcc(**s_se))),
         methods=methods,
+        reference=ref,
         config={"weak": weak.model_dump(), "strong": strong.model_dump()},
     )
     return report, item_correct

@@ -52,6 +52,9 @@ class TestbedCard(BaseModel):
     )
     criteria: list[Criterion] = Field(default_factory=list)
     baseline_note: str | None = None
+    room: list[Criterion] = Field(
+        default_factory=list, description="room above the baselines (aar.labels.room); empty until `aar baselines "
+        "--reference`")
     halves: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="test split -> items in its public half (released scores) and its private "
         "half (the final score)")
@@ -108,15 +111,28 @@ class TestbedCard(BaseModel):
                 "| criterion | value | SE | target | met |",
                 "|---|---|---|---|---|",
             ]
-            for c in self.criteria:
-                value = "n/a" if c.value is None else f"{c.value:.0f}" if c.value >= 100 else f"{c.value:.3f}"
-                se = "" if c.se is None else f"{c.se:.3f}"
-                lines.append(f"| {c.name} | {value} | {se} | {c.target} | {'yes' if c.passed else '**NO**'} |")
+            lines += [_criterion_row(c) for c in self.criteria]
         if self.baseline_note:
             lines += ["", self.baseline_note]
+        if self.criteria:
+            lines += ["", "## Room above the baselines (a sealed label-free reference method)", ""]
+            if self.room:
+                failed = [c.name for c in self.room if not c.passed]
+                lines += ["| criterion | value | SE | target | met |", "|---|---|---|---|---|"]
+                lines += [_criterion_row(c) for c in self.room]
+                lines += ["", "Room criteria all met." if not failed else "Room criteria NOT met: " + "; ".join(failed)
+                          + "."]
+            else:
+                lines.append("Not measured: run `aar baselines --reference`.")
         if self.construction:
             lines += ["", "## Construction", "", self.construction.strip()]
         return "\n".join(lines) + "\n"
+
+
+def _criterion_row(c: Criterion) -> str:
+    value = "n/a" if c.value is None else f"{c.value:.0f}" if c.value >= 100 else f"{c.value:.3f}"
+    se = "" if c.se is None else f"{c.se:.3f}"
+    return f"| {c.name} | {value} | {se} | {c.target} | {'yes' if c.passed else '**NO**'} |"
 
 
 def _words(text: str) -> set[str]:

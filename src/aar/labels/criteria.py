@@ -11,6 +11,7 @@ from __future__ import annotations
 from aar.config import Settings
 from aar.labels.card import SHORTCUT_LIMIT, Criterion, TestbedCard, load_card, save_card
 from aar.labels.power import PartPower
+from aar.labels.room import PartRoom, room_criteria
 from aar.w2s.results import BaselineReport, MethodResult
 from aar.w2s.testbeds.base import PUBLIC_SPLITS
 
@@ -101,10 +102,13 @@ def evaluate_criteria(report: BaselineReport, card: TestbedCard, power: dict[str
     return out
 
 
-def record_criteria(report: BaselineReport, power: dict[str, PartPower], settings: Settings) -> list[Criterion]:
-    """Write the measured criteria into the testbed card (label side) and return them."""
+def record_criteria(report: BaselineReport, power: dict[str, PartPower], settings: Settings,
+                    room: dict[str, PartRoom] | None = None) -> list[Criterion]:
+    """Write the measured criteria (and the room criteria, when the reference ran) into the testbed card (label
+    side) and return them."""
     card = load_card(report.testbed, settings)
     card.criteria = evaluate_criteria(report, card, power)
+    card.room = room_criteria(room) if room else []
     failed = [c.name for c in card.criteria if not c.passed]
     card.baseline_note = (
         f"Measured over {report.seeds} seeds with weak={report.config['weak']} strong={report.config['strong']}. "

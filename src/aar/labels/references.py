@@ -19,23 +19,25 @@ from aar.w2s.testbeds.base import TestbedError
 
 
 class BaselinePredictions(BaseModel):
-    """Per-seed test predictions ``{item_id: P(label 1)}`` of the weak model, the ceiling and every shipped
-    baseline method (``methods``: what finalize compares a team's results with, on the same items), trained on
-    the published ``strong_train``; and ``private_world``: the same (``weak``, ``ceiling`` and each method) on
-    the private items, each from its private world (:mod:`aar.labels.worlds`), where final scores come from."""
+    """Per-seed test predictions ``{item_id: P(label 1)}`` of the weak model, the ceiling, the sealed reference
+    method (empty unless ``aar baselines --reference`` ran) and every shipped baseline method (``methods``: what
+    finalize compares a team's results with, on the same items), trained on the published ``strong_train``; and
+    ``private_world``: the same (``weak``, ``ceiling``, ``reference`` and each method) on the private items, each
+    from its private world (:mod:`aar.labels.worlds`), where final scores come from."""
 
     schema_version: int = SCHEMA_VERSION
     testbed: str
     weak: list[dict[str, float]]
     ceiling: list[dict[str, float]]
+    reference: list[dict[str, float]] = Field(default_factory=list)
     methods: dict[str, list[dict[str, float]]] = Field(default_factory=dict)
     private_world: dict[str, list[dict[str, float]]] = Field(default_factory=dict)
 
     def runs(self, which: str, world: str = "public") -> list[dict[str, float]]:
-        """Per-seed predictions of ``which`` ("weak", "ceiling" or a method) in ``world``: "public" (trained on
-        the published ``strong_train``), "private" (the private items, from the private worlds) or "each" (every
-        item from its own world: the private world's predictions over the public one's)."""
-        public = getattr(self, which) if which in ("weak", "ceiling") else self.methods.get(which, [])
+        """Per-seed predictions of ``which`` ("weak", "ceiling", "reference" or a method) in ``world``: "public"
+        (trained on the published ``strong_train``), "private" (the private items, from the private worlds) or
+        "each" (every item from its own world: the private world's predictions over the public one's)."""
+        public = getattr(self, which) if which in ("weak", "ceiling", "reference") else self.methods.get(which, [])
         private = self.private_world.get(which, [])
         if world == "public":
             return public

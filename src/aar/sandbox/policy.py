@@ -82,6 +82,19 @@ def declared_label_sources() -> list[Path]:
     return all_label_sources()
 
 
+def sealed_paths() -> list[Path]:
+    """Code no worker may read: the sealed reference method (``aar.labels.sealed``) and, when aar runs from a
+    source checkout, that checkout's git history and tests (both hold the reference's code)."""
+    import aar
+
+    package = Path(aar.__file__).resolve().parent
+    paths = [package / "labels" / "sealed"]
+    checkout = package.parent.parent  # src/aar -> the checkout, for an editable install
+    if (checkout / "pyproject.toml").is_file():
+        paths += [checkout / ".git", checkout / "tests"]
+    return paths
+
+
 SANDBOX_UID_BASE, SANDBOX_UID_RANGE = 1_000_000, 1 << 20
 
 
@@ -95,7 +108,7 @@ def sandbox_uid(team: str, worker: str) -> int:
 def worker_config(workspace: Path, aar_home: Path | None = None, hidden_paths: Iterable[Path] = (),
                   sockets: Iterable[Path] = (), gpu_devices: Iterable[Path] = (), env: Mapping[str, str] | None = None,
                   limits: Limits | None = None, ro_paths: Iterable[Path] = (), uid: int = 65534) -> SandboxConfig:
-    """The config every worker sandbox uses (and ``aar sandbox run``): AAR_HOME and label sources hidden.
+    """The config every worker sandbox uses (and ``aar sandbox run``): AAR_HOME, label sources and sealed code hidden.
 
     Args:
         workspace: the worker's workspace folder (writable; the working directory).
@@ -111,7 +124,7 @@ def worker_config(workspace: Path, aar_home: Path | None = None, hidden_paths: I
     from aar.config import get_settings
 
     home = (aar_home or get_settings().home).resolve()
-    hidden = [*declared_label_sources(), *hidden_paths]
+    hidden = [*declared_label_sources(), *sealed_paths(), *hidden_paths]
     return SandboxConfig(workspace=workspace.resolve(), aar_home=home, hidden_paths=hidden, sockets=list(sockets),
                          gpu_devices=list(gpu_devices), env=dict(env or {}), limits=limits or Limits(),
                          ro_paths=list(ro_paths), uid=uid, gid=uid)

@@ -17,12 +17,12 @@ def _fmt(value: float | None, se: float | None = None) -> str:
 
 
 def print_report(report: BaselineReport, console: Console) -> None:
-    """Print accuracy and PGR per method, with SEs, and W / S."""
+    """Print accuracy and PGR per method (the sealed reference last, when it ran), with SEs, and W / S."""
     table = Table(title=f"{report.testbed}: {report.seeds} seed(s)")
     for col in ("method", "acc ID", "acc OOD", "PGR ID", "PGR OOD", "PGR combined", "s"):
         table.add_column(col, justify="right" if col != "method" else "left")
     notes = []
-    for m in report.methods:
+    for m in report.methods + ([report.reference] if report.reference else []):
         if m.note:
             table.add_row(m.name, "-", "-", "-", "-", "-", f"{m.seconds:.1f}")
             notes.append(f"{m.name}: {m.note}")

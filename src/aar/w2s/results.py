@@ -55,4 +55,5 @@ class BaselineReport(BaseModel):
     weak: ModelAcc
     ceiling: ModelAcc
     methods: list[MethodResult] = Field(default_factory=list)
+    reference: MethodResult | None = None  # the sealed reference method (``aar baselines --reference``)
     config: dict = Field(default_factory=dict)

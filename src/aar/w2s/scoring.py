@@ -70,3 +70,21 @@ def bootstrap_se(
     ok = s > w
     pg = (acc[ok] - w[ok]) / (s[ok] - w[ok])
     return float(acc.std(ddof=1)), float(pg.std(ddof=1)) if ok.sum() > 1 else float("nan")
+
+
+def headroom_share(
+    correct: np.ndarray, best_correct: np.ndarray, reference_correct: np.ndarray
+) -> tuple[float | None, float | None]:
+    """Share of the headroom between the best baseline and the reference that ``correct`` recovers, with its SE.
+
+    All three are per-item correctness vectors over the same items. The share is
+    ``mean(correct - best) / mean(reference - best)``; its SE comes from the paired per-item differences by the
+    delta method. ``(None, None)`` when the reference does not beat the best baseline (no headroom to share).
+    """
+    gain = np.asarray(correct, dtype=np.float64) - best_correct
+    room = np.asarray(reference_correct, dtype=np.float64) - best_correct
+    if len(room) == 0 or room.mean() <= 0:
+        return None, None
+    share = float(gain.mean() / room.mean())
+    se = float((gain - share * room).std(ddof=1) / math.sqrt(len(room)) / room.mean()) if len(room) > 1 else 0.0
+    return share, se

@@ -43,3 +43,24 @@ def ue_zeroshot(ctx: ExperimentContext) -> MethodOutput:
     labels = (consistent_zero_shot(model, ctx.strong_train.items) > 0.5).astype(float)
     student = ctx.make_strong().fit(ctx.strong_train.items, labels, seed=ctx.seed)
     return MethodOutput(ctx.predict_tests(student))
+
+
+ZEROSHOT_MIX_WEIGHT = 4.0  # what the evolve benchmark's recipes converge to (test_zeroshot_mix)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of probabilities, clipped to [1e-4, 1 - 1e-4] first."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.log(q / (1 - q))
+
+
+@method("weak_zeroshot_mix")
+def weak_zeroshot_mix(ctx: ExperimentContext) -> MethodOutput:
+    """The weak model's test predictions with the strong model's zero-shot view mixed in (no training)."""
+    model = ctx.make_strong()
+    weak = ctx.weak_test_predictions()
+    out = {}
+    for s in TEST_SPLITS:
+        mixed = logit(weak[s]) + ZEROSHOT_MIX_WEIGHT * (consistent_zero_shot(model, ctx.testbed[s].items) - 0.5)
+        out[s] = 1.0 / (1.0 + np.exp(-mixed))
+    return MethodOutput(out)
