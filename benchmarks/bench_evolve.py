@@ -1,8 +1,8 @@
-"""One ``evolve`` worker against live services for N minutes on the default testbed: does it beat the best
-shipped baseline on the **private** half by at least 2 paired SE, how soon, and what share of the headroom up to
-the sealed reference method (stored by ``aar baselines --reference``) does its selected submission recover?
+"""One ``evolve`` worker against live services for N minutes on a testbed (default: the default one): does it
+beat the best shipped baseline on the **private** half by at least 2 paired SE, how soon, and what share of the
+headroom up to the sealed reference method (stored by ``aar baselines --reference``) does its pick recover?
 
-Needs an AAR_HOME with the default testbed prepared and its baselines stored (``aar testbed prepare``,
+Needs an AAR_HOME with the testbed prepared and its baselines stored (``aar testbed prepare``,
 ``aar baselines --reference``: every baseline method's predictions and the reference's). Starts the eval server
 and hub on loopback, runs the worker in bwrap, then scores (trusted side, the eval server's own code) every
 submission on the never-published private half: each candidate's recipe re-run in this process on a
@@ -10,7 +10,7 @@ fresh-id view of the private items, against the stored baselines with the paired
 The selected submission is the one finalize picks (best true public score), as for a real team, and it
 is also replayed the way finalize does (its idea folder in a sandbox without network).
 
-    .venv/bin/python benchmarks/bench_evolve.py --home .aar --minutes 20
+    .venv/bin/python benchmarks/bench_evolve.py --home .aar --minutes 20 [--testbed wordsense-room]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path(".aar"))
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--testbed", default=None, help="a prepared testbed (default: the default testbed)")
     parser.add_argument("--children", type=int, default=4)
     parser.add_argument("--sandbox", default="bwrap")
     args = parser.parse_args()
@@ -58,12 +59,13 @@ def main() -> None:
     from aar.w2s.workbench import Workbench
 
     settings = get_settings()
+    testbed = args.testbed or DEFAULT_TESTBED
     team = f"bench-{int(time.time())}"
     token = TokenStore(make_engine(settings.sqlite_url("auth"))).create("evolve-1", team)
     start = time.monotonic()
     with serve_in_thread(eval_app(settings)) as eval_url, \
             serve_in_thread(hub_app(settings, HubConfig(eval_url=eval_url))) as hub_url:
-        config = WorkerConfig(team=team, worker="evolve-1", testbed=DEFAULT_TESTBED, sandbox=args.sandbox,
+        config = WorkerConfig(team=team, worker="evolve-1", testbed=testbed, sandbox=args.sandbox,
                               hub_url=hub_url, eval_url=eval_url,
                               budget=Budget(wall_s=args.minutes * 60, submissions=60),
                               evolve=EvolveConfig(children=args.children))
@@ -74,7 +76,7 @@ def main() -> None:
     subs = [s for s in read_trajectory(result.trajectory) if s.type == "submission"]
     print(f"evolve: {len(subs)} submissions in {minutes:.1f} min; finalize selected {selected}")
 
-    tl = load_labels(DEFAULT_TESTBED, settings)
+    tl = load_labels(testbed, settings)
     if not tl.method_correct:
         raise SystemExit("the stored baselines hold no method predictions: run `aar baselines` again")
     print("\nshipped baselines, private half (PGR):")
@@ -83,7 +85,7 @@ def main() -> None:
             f"{p} {pgr_of(tl, correct, p):.3f}" for p in ("id", "ood", "combined")))
 
     home = Path(tempfile.mkdtemp(prefix="bench-view-"))
-    view = build_view(DEFAULT_TESTBED, {i for i in tl.ids if i not in set(tl.submit_ids)}, settings, home)
+    view = build_view(testbed, {i for i in tl.ids if i not in set(tl.submit_ids)}, settings, home)
     wb = Workbench(view.name, view.settings)
 
     def probs_of(candidate: str) -> np.ndarray:

@@ -411,7 +411,8 @@ def build_wordsense(
     meta: dict[str, Any] = {
         "source": "builtin",
         "description": "WordNet word-sense " + ("choice (A/B)" if fmt == "pairwise" else "verification (True/False)"),
-        "construction": __doc__,
+        "construction": __doc__ + (f"\nThis build's filter removes {rates['id']:.0%} (ID) / {rates['ood']:.0%} (OOD) "
+                                   "instead." if fmt == "pairwise" and rates != DROP else ""),
         "data": "WordNet 3.0 (Princeton University), Debian package wordnet-base",
     }
     if fmt == "pairwise":
