@@ -48,7 +48,7 @@ def main() -> None:
     from aar.evalserver.app import create_app as eval_app
     from aar.evalserver.labels import load_labels
     from aar.evalserver.models import BaselineComparison
-    from aar.evalserver.scoring import compare_with_best_baseline, headroom_recovered
+    from aar.evalserver.scoring import compare_with_best_baseline
     from aar.hub.app import HubConfig
     from aar.hub.app import create_app as hub_app
     from aar.labels.replay import build_view, replay_finalists
@@ -116,13 +116,14 @@ def main() -> None:
             assert c is not None
             print(f"\nselected submission vs {c.baseline}"
                   f"{' (best weak-label baseline)' if among else ' (best baseline)'}: {line(c)}")
-        room = headroom_recovered(tl, probs_of(chosen.data["candidate"]))
-        if room is None:
+        c = compare_with_best_baseline(tl, probs_of(chosen.data["candidate"]))
+        if c is None or c.headroom_share is None or c.headroom_se is None:
             print("share of the headroom: no sealed reference stored (run `aar baselines --reference`)")
         else:
-            shares = ", ".join(f"{p} " + ("n/a (no headroom)" if share is None else f"{share:.2f} ± {se:.2f}")
-                               for p, (_, share, se) in room.items())
-            print(f"selected submission's share of the headroom ({room['combined'][0]} -> sealed reference), "
+            shares = ", ".join(f"{p} " + ("n/a (no headroom)" if v is None else f"{v:.2f} ± {e:.2f}")
+                               for p in ("id", "ood", "combined")
+                               for v, e in [(getattr(c.headroom_share, p), getattr(c.headroom_se, p))])
+            print(f"selected submission's share of the headroom ({c.baseline} -> sealed reference), "
                   f"private half: {shares}")
     if tl.reference_correct is not None:
         print("sealed reference, private half (PGR): " + "  ".join(

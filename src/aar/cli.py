@@ -340,7 +340,9 @@ def _print_final(team: str, report: Any, replayed: bool) -> None:
         vs = e.vs_best_baseline
         versus = "-" if vs is None or vs.diff.combined is None else (
             f"{vs.diff.combined:+.3f} ± {vs.paired_se.combined:.3f} vs {vs.baseline}"
-            + (" (inside the noise)" if abs(vs.diff.combined) < 2 * (vs.paired_se.combined or 0) else ""))
+            + (" (inside the noise)" if abs(vs.diff.combined) < 2 * (vs.paired_se.combined or 0) else "")
+            + ("" if vs.headroom_share is None or vs.headroom_share.combined is None or vs.headroom_se is None
+               else f"; headroom share {vs.headroom_share.combined:.2f} ± {vs.headroom_se.combined or 0:.2f}"))
         pse = e.public.pgr_se.combined if e.public.pgr_se else None
         private = e.private
         table.add_row(e.worker_id, e.testbed, str(e.submissions), fmt(e.public.pgr.combined, pse), verdict,

@@ -61,6 +61,18 @@ def test_baselines_json_contract_and_stored_references(home_env: Path, small_hom
     shown = card.to_markdown()
     assert "## Room above the baselines" in shown and "reference PGR, private half (ood)" in shown
     assert "Not measured: run `aar baselines --reference`" in card.model_copy(update={"room": []}).to_markdown()
+    # Finalize's comparison gives the share of the headroom: the reference's own predictions recover all of it.
+    from aar.evalserver.labels import load_labels
+    from aar.evalserver.scoring import compare_with_best_baseline
+
+    tl = load_labels("wordsense", small_home)
+    runs = preds.runs("reference", "each")
+    c = compare_with_best_baseline(tl, np.array([np.mean([run[i] for run in runs]) for i in tl.ids]))
+    assert c is not None and c.headroom_share is not None and tl.reference_correct is not None
+    for part in ("id", "ood", "combined"):
+        idx = tl.part("private", part)
+        lead = tl.reference_correct[idx].mean() - tl.method_correct[c.baseline][idx].mean()
+        assert getattr(c.headroom_share, part) == (pytest.approx(1.0) if lead > 0 else None)
 
 
 def test_methods_see_no_hidden_labels(small_home: Settings) -> None:

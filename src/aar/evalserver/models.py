@@ -164,6 +164,10 @@ class BaselineComparison(BaseModel):
     baseline_pgr: PartValues
     diff: PartValues = Field(description="PGR of the submission minus the baseline's, per part.")
     paired_se: PartValues = Field(description="Bootstrap SE of that difference (items resampled jointly).")
+    headroom_share: PartValues | None = Field(
+        default=None, description="Share of the headroom between this baseline and the sealed reference method that "
+        "the submission recovers (None without a stored reference, `aar baselines --reference`, or headroom).")
+    headroom_se: PartValues | None = Field(default=None, description="Its SE (paired differences, delta method).")
 
 
 class Replay(BaseModel):

@@ -83,7 +83,8 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
                                among: Collection[str] | None = None, n_boot: int = 1000,
                                seed: int = 0) -> BaselineComparison | None:
     """``probs`` against the stored baseline method (of ``among``, default all) with the best combined PGR on
-    ``visibility``, with the paired bootstrap SE of the difference on the same items."""
+    ``visibility``, with the paired bootstrap SE of the difference on the same items, and (when the sealed reference
+    is stored) the share of the headroom between that baseline and the reference that ``probs`` recovers."""
     names = sorted(m for m in tl.method_correct if among is None or m in among)
     if not names or not tl.refs:
         return None
@@ -96,8 +97,13 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
     base: dict[str, float | None] = {}
     diff: dict[str, float | None] = {}
     se: dict[str, float | None] = {}
+    share: dict[str, float | None] = {}
+    share_se: dict[str, float | None] = {}
     for p in PARTS:
         idx = tl.part(visibility, p)
+        if tl.reference_correct is not None:
+            share[p], share_se[p] = (None if v is None else round(v, 4) for v in
+                                     headroom_share(mine[idx], theirs[idx], tl.reference_correct[idx]))
         ref = tl.refs[(visibility, p)]
         gap = ref.ceiling - ref.weak
         if gap <= 0:
@@ -108,24 +114,6 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
         diff[p] = round(float(delta.mean()) / gap, 4)
         se[p] = round(bootstrap_mean_se(delta, n_boot, seed) / gap, 4)
     return BaselineComparison(baseline=best, baseline_pgr=PartValues(**base), diff=PartValues(**diff),
-                              paired_se=PartValues(**se))
+                              paired_se=PartValues(**se), headroom_share=PartValues(**share) if share else None,
+                              headroom_se=PartValues(**share_se) if share else None)
 
-
-def headroom_recovered(tl: TestbedLabels, probs: np.ndarray, visibility: str = "private"
-                       ) -> dict[str, tuple[str, float | None, float | None]] | None:
-    """Per part: the best stored baseline (by combined PGR on ``visibility``) and the share of the headroom between
-    it and the sealed reference that ``probs`` recovers, with its paired SE (``aar.w2s.scoring.headroom_share``).
-    None when the reference was not stored (``aar baselines --reference``)."""
-    if tl.reference_correct is None or not tl.method_correct:
-        return None
-    combined = tl.part(visibility, "combined")
-    if np.isnan(probs[combined]).any():
-        raise ValueError(f"no predictions for the {visibility} items of testbed {tl.name!r}")
-    mine = item_correctness(tl, probs)
-    best = max(tl.method_correct, key=lambda m: tl.method_correct[m][combined].mean())
-    out = {}
-    for p in PARTS:
-        idx = tl.part(visibility, p)
-        share, se = headroom_share(mine[idx], tl.method_correct[best][idx], tl.reference_correct[idx])
-        out[p] = (best, share, se)
-    return out
