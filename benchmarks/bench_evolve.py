@@ -16,6 +16,7 @@ is also replayed the way finalize does (its idea folder in a sandbox without net
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -131,7 +132,11 @@ def main() -> None:
     print("first submission >= 2 paired SE above the best baseline: "
           + (f"{first_win:.1f} min" if first_win is not None else "none"))
     shutil.rmtree(home, ignore_errors=True)
-    final = replay_finalists(settings, report, lambda snap: idea_code(settings, team, snap, None),
+    # the services are gone (a lone worker has no team state to fetch its snapshot with): replay the selected
+    # idea from its recipe, which is what its snapshot's run.py re-runs
+    recipe = None if chosen is None else json.loads(
+        (result.workspace / "ideas" / chosen.data["candidate"] / "recipe.json").read_text())
+    final = replay_finalists(settings, report, lambda snap: idea_code(settings, team, None, recipe),
                              sandbox=args.sandbox)
     for e in final.team_best:
         r = e.replay

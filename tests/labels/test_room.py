@@ -1,4 +1,4 @@
-"""The room criteria, the headroom share and the sealed reference's targets: the arithmetic, on known inputs."""
+"""The room criteria and the headroom share on known inputs; the sealed reference on a small testbed."""
 
 from __future__ import annotations
 
@@ -7,20 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aar.config import Settings
 from aar.labels.room import MIN_LEAD_SE, PartRoom, room_criteria
-from aar.labels.sealed import ASSUMED_ACCURACY, posterior_targets
 from aar.w2s.scoring import headroom_share
 
 
-def test_posterior_trusts_zero_shot_more_where_the_weak_label_agrees() -> None:
-    weak = np.array([0.9, 0.9, 0.1, 0.1])
-    zeroshot = np.array([0.8, 0.2, 0.8, 0.2])
-    t = posterior_targets(weak, zeroshot)
-    z, w = ASSUMED_ACCURACY["zeroshot"], ASSUMED_ACCURACY["weak"]
-    agree = z * w / (z * w + (1 - z) * (1 - w))
-    disagree = z * (1 - w) / (z * (1 - w) + (1 - z) * w)
-    assert np.allclose(t, [agree, 1 - disagree, disagree, 1 - agree])
-    assert 0.5 < disagree < agree < 1  # zero-shot is the stronger source, so it wins a disagreement
+def test_the_reference_needs_no_label_and_mixes_zero_shot_in(small_home: Settings) -> None:
+    """It runs on the public view (no strong_train labels: reading one would raise) like any agent's method."""
+    from aar.labels.sealed import ZEROSHOT_AT_TEST, reference_method
+    from aar.w2s.experiment import make_context
+    from aar.w2s.methods.elicitation import consistent_zero_shot
+    from aar.w2s.testbeds import default_models
+    from aar.w2s.testbeds.base import load_testbed
+
+    tb = load_testbed("wordsense", small_home)
+    assert tb["strong_train"].labels is None
+    ctx = make_context(tb, default_models("wordsense")[1], 0, small_home)
+    out = reference_method(ctx).test_probs
+    for s in ("test_id", "test_ood"):
+        zs = consistent_zero_shot(ctx.make_strong(), tb[s].items)
+        student = (out[s] - ZEROSHOT_AT_TEST * zs) / (1 - ZEROSHOT_AT_TEST)  # what the self-trained student said
+        assert len(out[s]) == len(tb[s]) and student.min() > -1e-9 and student.max() < 1 + 1e-9
+        assert ((out[s] > 0.5) != (zs > 0.5)).any()  # not zero-shot alone
 
 
 def test_headroom_share_is_zero_at_the_best_baseline_and_one_at_the_reference() -> None:
