@@ -112,12 +112,13 @@ def main() -> None:
         print(f"  {s.elapsed_s / 60:5.1f} min {s.data['candidate']} vs {c.baseline}: {line(c)}{mark}")
     chosen = next((s for s in subs if s.submission_id == selected), None)
     if chosen is not None:
-        for among in (None, WEAK_LABEL_BASELINES):
-            c = compare_with_best_baseline(tl, probs_of(chosen.data["candidate"]), among=among)
+        probs = probs_of(chosen.data["candidate"])  # one re-run of its recipe
+        versus = {among: compare_with_best_baseline(tl, probs, among=among) for among in (None, WEAK_LABEL_BASELINES)}
+        for among, c in versus.items():
             assert c is not None
             print(f"\nselected submission vs {c.baseline}"
                   f"{' (best weak-label baseline)' if among else ' (best baseline)'}: {line(c)}")
-        c = compare_with_best_baseline(tl, probs_of(chosen.data["candidate"]))
+        c = versus[None]
         if c is None or c.headroom_share is None or c.headroom_se is None:
             print("share of the headroom: no sealed reference stored (run `aar baselines --reference`)")
         else:

@@ -116,4 +116,3 @@ def compare_with_best_baseline(tl: TestbedLabels, probs: np.ndarray, visibility:
     return BaselineComparison(baseline=best, baseline_pgr=PartValues(**base), diff=PartValues(**diff),
                               paired_se=PartValues(**se), headroom_share=PartValues(**share) if share else None,
                               headroom_se=PartValues(**share_se) if share else None)
-

@@ -31,6 +31,11 @@ class PartPower(BaseModel):
     paired_se: float | None
 
 
+def seed_mean_correctness(runs: list[dict[str, float]], items: list[str], y: np.ndarray) -> np.ndarray:
+    """Per-item correctness on ``items`` (labels ``y``), the mean over the per-seed predictions ``runs``."""
+    return np.mean([correctness(np.array([run[i] for i in items]), y) for run in runs], axis=0)
+
+
 def private_half_power(
     report: BaselineReport, private_preds: dict[str, list[dict[str, float]]], labels: dict[str, int],
     ids: dict[str, list[str]], settings: Settings
@@ -46,9 +51,7 @@ def private_half_power(
 
         def correct(method: str, private: list[str] = private, y: np.ndarray = y) -> np.ndarray | None:
             runs = private_preds.get(method)
-            if not runs or not private:
-                return None
-            return np.mean([correctness(np.array([run[i] for i in private]), y) for run in runs], axis=0)
+            return seed_mean_correctness(runs, private, y) if runs and private else None
 
         others = [
             m

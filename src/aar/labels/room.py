@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from aar.config import Settings
 from aar.labels.card import Criterion
 from aar.labels.division import load_division
-from aar.labels.power import PARTS
+from aar.labels.power import PARTS, seed_mean_correctness
 from aar.w2s.results import BaselineReport
-from aar.w2s.scoring import bootstrap_mean_se, correctness
+from aar.w2s.scoring import bootstrap_mean_se
 from aar.w2s.testbeds.base import TEST_SPLITS
 
 REFERENCE = "reference"
@@ -51,7 +51,7 @@ def private_half_room(
         private = [i for i in ids[split] if i not in public]
         y = np.array([labels[i] for i in private])
         correct = {
-            m: np.mean([correctness(np.array([run[i] for i in private]), y) for run in runs], axis=0)
+            m: seed_mean_correctness(runs, private, y)
             for m, runs in private_preds.items()
             if runs and private and (m in names or m in ("weak", "ceiling", REFERENCE))
         }
@@ -65,17 +65,16 @@ def private_half_room(
                if m not in ("weak", "ceiling") and gap > 0}
         baselines = {m: v for m, v in pgr.items() if m != REFERENCE}
         best = max(baselines, key=lambda m: baselines[m]) if baselines else None
-        ref = pgr.get(REFERENCE)
-        has_ref = ref is not None and REFERENCE in correct
+        ref = pgr.get(REFERENCE)  # not None: its correctness is in ``correct``
         out[part] = PartRoom(
             n_private=len(private),
             baselines=baselines,
             best=best,
             reference=ref,
-            reference_se=bootstrap_mean_se(correct[REFERENCE] - weak) / gap if has_ref else None,
+            reference_se=bootstrap_mean_se(correct[REFERENCE] - weak) / gap if ref is not None else None,
             lead=ref - baselines[best] if ref is not None and best is not None else None,
             lead_se=(bootstrap_mean_se(correct[REFERENCE] - correct[best]) / gap
-                     if has_ref and best is not None else None),
+                     if ref is not None and best is not None else None),
         )
     return out
 
